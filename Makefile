@@ -1,0 +1,34 @@
+# The two set-up commands of the README, each installing what it needs:
+#   make report   virtual environment, requirements, data; then the main job
+#   make test     the same plus the dev extras; then the test suite (CI runs this)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED_CIFAR := ../shared/cifar10/make_batches.py
+
+.PHONY: report test data lab
+
+report: $(VENV)/.runtime data
+	$(PY) -m helpers train --json results/train_3layer_bn.json
+
+test: $(VENV)/.dev data
+	$(PY) -m pytest
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# CIFAR10_DIR, when set, points at a copy the user already has. Otherwise the
+# data goes to data/: built from the team's local copy where there is one,
+# downloaded (and checked) from the official site where there is not.
+data: $(VENV)/.runtime
+	@if [ -n "$$CIFAR10_DIR" ]; then echo "using CIFAR10_DIR=$$CIFAR10_DIR"; \
+	elif [ -f data/cifar-10-batches-py/batches.meta ]; then echo "data/cifar-10-batches-py is there"; \
+	elif [ -f $(SHARED_CIFAR) ]; then $(PY) $(SHARED_CIFAR) data; \
+	else $(PY) -m helpers download --data-dir data; fi

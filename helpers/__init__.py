@@ -1,0 +1,10 @@
+"""A k-layer fully connected network with batch normalization, from scratch in NumPy.
+
+Modules, one idea each:
+    data       CIFAR-10: download, load, split, normalize
+    layers     forward/backward pairs: linear, batch norm, ReLU, softmax cross-entropy
+    network    the k-layer network: initialization, cost, gradients, prediction
+    training   mini-batch gradient descent with cyclical learning rates, snapshots
+    gradcheck  numerical gradients and the relative-error table
+    cli        `python -m helpers ...`
+"""

@@ -1,0 +1,22 @@
+"""Errors that the package raises on purpose.
+
+Each carries a message meant for the user: what went wrong and what to do.
+The command line prints the message and exits non-zero instead of showing a
+traceback.
+"""
+
+
+class HelpersError(Exception):
+    """Base of every error the package raises for bad input or bad luck."""
+
+
+class DataError(HelpersError):
+    """The CIFAR-10 files are missing, damaged, or could not be fetched."""
+
+
+class ConfigError(HelpersError, ValueError):
+    """A setting is out of range or contradicts another one."""
+
+
+class DivergedError(HelpersError, FloatingPointError):
+    """Training produced a NaN or infinite cost."""

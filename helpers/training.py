@@ -1,0 +1,203 @@
+"""Mini-batch gradient descent with a triangular cyclical learning rate.
+
+The learning rate climbs linearly from eta_min to eta_max in n_s steps, falls
+back to eta_min in n_s more, and repeats for the given number of cycles
+(Smith, 2015). Each time it is back at eta_min the network is snapshotted;
+the snapshots' averaged softmax is the ensemble of the report.
+"""
+
+import copy
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError, DivergedError
+from .network import (
+    Network,
+    evaluate,
+    forward_backward,
+    init_network,
+    predict_proba,
+    update_running_stats,
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; the defaults are the report's."""
+
+    hidden: tuple = (50, 50)
+    batch_norm: bool = True
+    lam: float = 0.005
+    n_batch: int = 100
+    eta_min: float = 1e-5
+    eta_max: float = 1e-1
+    n_s: int | None = None
+    """Steps per half cycle; None means five epochs: 5 * n_train // n_batch (2250 in the report)."""
+    cycles: int = 2
+    init: str | float = "he"
+    alpha: float = 0.9
+    seed: int = 0
+    evals_per_cycle: int = 10
+
+    def to_dict(self):
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the final network, its history and its snapshots.
+
+    history: "step" and, for "train" and "val", "<set>_cost", "<set>_loss",
+        "<set>_accuracy", one entry per evaluation (at step 0, then
+        evals_per_cycle times per cycle).
+    etas: (steps,) the learning rate used at every update step.
+    snapshots: copies of the network each time eta came back to eta_min.
+    """
+
+    net: Network
+    config: TrainConfig
+    n_s: int
+    history: dict = field(default_factory=dict)
+    etas: np.ndarray = None
+    snapshots: list = field(default_factory=list)
+    steps: int = 0
+    train_seconds: float = 0.0
+    interrupted: bool = False
+
+
+def check_config(config, n_train=None):
+    """Refuse settings that cannot work, before any work is done.
+
+    n_train, the number of training images, bounds n_batch when it is known.
+    """
+    c = config
+    if not c.lam >= 0:
+        raise ConfigError(f"lam (the L2 weight) must be >= 0, got {c.lam}.")
+    if not 0 < c.eta_min <= c.eta_max:
+        raise ConfigError(f"Need 0 < eta_min <= eta_max, got eta_min={c.eta_min}, eta_max={c.eta_max}.")
+    if c.n_batch < 1:
+        raise ConfigError(f"n_batch must be >= 1, got {c.n_batch}.")
+    if n_train is not None and c.n_batch > n_train:
+        raise ConfigError(f"n_batch ({c.n_batch}) is larger than the number of training images ({n_train}).")
+    if c.n_s is not None and c.n_s < 1:
+        raise ConfigError(f"n_s must be >= 1, got {c.n_s}.")
+    if c.cycles < 1:
+        raise ConfigError(f"cycles must be >= 1, got {c.cycles}.")
+    if c.evals_per_cycle < 1:
+        raise ConfigError(f"evals_per_cycle must be >= 1, got {c.evals_per_cycle}.")
+    if any(int(m) != m or m < 1 for m in c.hidden):
+        raise ConfigError(f"Every hidden width must be a whole number >= 1, got {list(c.hidden)}.")
+
+
+def half_cycle_steps(config, n_train):
+    """n_s: the configured value, or five epochs as in the report."""
+    return config.n_s if config.n_s is not None else max(1, 5 * n_train // config.n_batch)
+
+
+def cyclical_eta(t, eta_min, eta_max, n_s):
+    """The triangular learning rate at update step t (t = 0, 1, ...)."""
+    phase = t % (2 * n_s)
+    rise = phase if phase <= n_s else 2 * n_s - phase
+    return eta_min + rise / n_s * (eta_max - eta_min)
+
+
+def copy_network(net):
+    return copy.deepcopy(net)
+
+
+def sgd_update(net, grads, eta):
+    """theta <- theta - eta * dcost/dtheta, in place, for every parameter."""
+    for name, g in grads.items():
+        g *= eta
+        net.params[name] -= g
+
+
+def train(config, train_set, val_set, progress=True):
+    """Train a network from scratch; see TrainConfig for the settings.
+
+    train_set, val_set: objects with X: (n, d) and y: (n,), e.g. helpers.data.Split.
+    Ctrl-C stops training cleanly: the result then holds what was trained so
+    far, with interrupted=True. A NaN or infinite cost raises DivergedError.
+    """
+    X, y = train_set.X, train_set.y
+    n_train = len(X)
+    check_config(config, n_train)
+    n_s = half_cycle_steps(config, n_train)
+    total_steps = 2 * n_s * config.cycles
+    eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
+
+    dims = [X.shape[1], *config.hidden, int(max(train_set.y.max(), val_set.y.max())) + 1]
+    net = init_network(dims, config.batch_norm, config.init, config.seed, X.dtype, config.alpha)
+    result = TrainResult(net, config, n_s, history={"step": []}, etas=np.zeros(total_steps))
+    record(result, 0, train_set, val_set)
+
+    rng = np.random.default_rng([config.seed, 1])
+    batches_per_epoch = n_train // config.n_batch
+    bar = progress_bar(total_steps, progress)
+    t = 0
+    try:
+        while t < total_steps:
+            order = rng.permutation(n_train)
+            for j in range(batches_per_epoch):
+                if t == total_steps:
+                    break
+                start = time.perf_counter()
+                idx = order[j * config.n_batch : (j + 1) * config.n_batch]
+                eta = cyclical_eta(t, config.eta_min, config.eta_max, n_s)
+                cost, _, grads, batch_stats = forward_backward(net, X[idx], y[idx], config.lam)
+                if not np.isfinite(cost):
+                    raise DivergedError(
+                        f"Training diverged: the cost became {cost} at step {t} (eta = {eta:.3g}). "
+                        "Lower eta_max or raise lam."
+                    )
+                sgd_update(net, grads, eta)
+                update_running_stats(net, batch_stats)
+                result.etas[t] = eta
+                t += 1
+                result.steps = t
+                result.train_seconds += time.perf_counter() - start
+                if t % (2 * n_s) == 0:
+                    result.snapshots.append(copy_network(net))
+                if t % eval_every == 0 or t == total_steps:
+                    record(result, t, train_set, val_set)
+                    bar.set_postfix(cost=f"{result.history['train_cost'][-1]:.3f}")
+                bar.update(1)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        if result.history["step"][-1] != t:
+            record(result, t, train_set, val_set)
+    finally:
+        bar.close()
+    result.etas = result.etas[: result.steps]
+    return result
+
+
+def progress_bar(total, enabled):
+    """A tqdm.auto bar (a widget in notebooks); TQDM_DISABLE=1 turns it off."""
+    from tqdm.auto import tqdm
+
+    disabled = not enabled or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    return tqdm(total=total, disable=disabled, desc="training", unit="step", mininterval=0.5)
+
+
+def record(result, step, train_set, val_set):
+    """Append the test-time cost, loss and accuracy on both sets to the history."""
+    h = result.history
+    h["step"].append(step)
+    for name, s in (("train", train_set), ("val", val_set)):
+        for key, value in evaluate(result.net, s.X, s.y, result.config.lam).items():
+            h.setdefault(f"{name}_{key}", []).append(value)
+
+
+def ensemble_proba(nets, X):
+    """The mean of the networks' softmax outputs. X: (n, d) -> P: (n, K)."""
+    return sum(predict_proba(net, X) for net in nets) / len(nets)
+
+
+def ensemble_accuracy(nets, X, y):
+    return float(np.mean(ensemble_proba(nets, X).argmax(axis=1) == y))

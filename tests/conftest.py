@@ -1,0 +1,54 @@
+"""Fixtures shared by the tests: the real CIFAR-10 folder and small fake copies of it."""
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers.data import find_batches_dir
+from helpers.errors import DataError
+
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck"]
+BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+@pytest.fixture(scope="session")
+def cifar_dir() -> Path:
+    """The real cifar-10-batches-py folder: under CIFAR10_DIR if set, else under <repo>/data."""
+    try:
+        return find_batches_dir()
+    except DataError as err:
+        pytest.fail(
+            "The tests need the real CIFAR-10 data. From the repository root, build it with "
+            f"`python ../shared/cifar10/make_batches.py data/` (or set CIFAR10_DIR).\n{err}"
+        )
+
+
+def write_fake_cifar(root: Path, n_per_batch: int = 20, seed: int = 0) -> Path:
+    """Write a random CIFAR-10 in the official layout under root; return its cifar-10-batches-py.
+
+    Each batch holds n_per_batch images, uint8 (n_per_batch, 3072), with
+    every class present as soon as n_per_batch >= 10.
+    """
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in BATCH_FILES:
+        labels = rng.permutation(np.arange(n_per_batch) % 10)
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(label) for label in labels],
+            b"data": rng.integers(0, 256, size=(n_per_batch, 3072), dtype=np.uint8),
+            b"filenames": [f"{name}_{i}.png".encode() for i in range(n_per_batch)],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    meta = {b"label_names": [c.encode() for c in CLASS_NAMES], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return folder
+
+
+@pytest.fixture
+def fake_cifar(tmp_path) -> Path:
+    """A fake cifar-10-batches-py folder, 20 random images per batch, under tmp_path/data."""
+    return write_fake_cifar(tmp_path / "data")

@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+
+from helpers.cli import main
+from helpers.gradcheck import check_gradients, error_table, numerical_gradients, relative_error
+from helpers.layers import cross_entropy_forward
+from helpers.network import forward, init_network, regularization
+
+
+def naive_numerical_gradients(net, X, y, lam, h, method):
+    """The textbook check: perturb one entry, rerun the whole forward pass."""
+
+    def cost():
+        S, _, _ = forward(net, X, training=True)
+        return cross_entropy_forward(S, y)[0] + regularization(net, lam)
+
+    base = cost()
+    grads = {}
+    for name, p in net.params.items():
+        g = np.empty_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + h
+            plus = cost()
+            if method == "centered":
+                p[i] = old - h
+                g[i] = (plus - cost()) / (2 * h)
+            else:
+                g[i] = (plus - base) / h
+            p[i] = old
+        grads[name] = g
+    return grads
+
+
+def small_problem(dims, batch_norm, n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    net = init_network(dims, batch_norm=batch_norm, seed=seed, dtype=np.float64)
+    for name, p in net.params.items():
+        if name.startswith(("gamma", "beta")):
+            p += 0.3 * rng.standard_normal(p.shape)
+    X = rng.standard_normal((n, dims[0]))
+    y = rng.integers(0, dims[-1], n)
+    return net, X, y
+
+
+@pytest.mark.parametrize("method", ["centered", "forward"])
+@pytest.mark.parametrize(
+    "dims, batch_norm",
+    [([7, 5], False), ([7, 6, 5], False), ([7, 6, 5], True), ([7, 6, 4, 6, 5], True)],
+)
+def test_fast_numerical_gradients_equal_the_textbook_ones(dims, batch_norm, method):
+    net, X, y = small_problem(dims, batch_norm)
+    h = 1e-5
+    fast = numerical_gradients(net, X, y, 0.01, h, method)
+    slow = naive_numerical_gradients(net, X, y, 0.01, h, method)
+    assert fast.keys() == slow.keys()
+    for name in fast:
+        assert fast[name].shape == net.params[name].shape
+        # Both are finite differences of the same cost; they differ only by rounding.
+        np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_analytic_gradients_pass_the_check(batch_norm):
+    net, X, y = small_problem([10, 8, 8, 4], batch_norm, n=20)
+    report = check_gradients(net, X, y, lam=0.005)
+    assert report["max_relative_error"] < 1e-7
+    assert set(report["errors"]) == set(net.params)
+
+
+def test_the_check_catches_a_wrong_gradient():
+    net, X, y = small_problem([10, 8, 4], True, n=20)
+    numerical = numerical_gradients(net, X, y, 0.0)
+    wrong = dict(numerical)
+    wrong["gamma1"] = numerical["gamma1"] * 1.01
+    assert relative_error(wrong["gamma1"], numerical["gamma1"]) > 1e-3
+
+
+def test_forward_differences_are_less_precise_than_centered():
+    net, X, y = small_problem([10, 8, 4], False, n=20)
+    centered = check_gradients(net, X, y, 0.0, h=1e-4, method="centered")["max_relative_error"]
+    forward_ = check_gradients(net, X, y, 0.0, h=1e-4, method="forward")["max_relative_error"]
+    assert centered < forward_ / 10
+
+
+def test_relative_error_is_scaled_by_the_largest_entries():
+    a = np.array([1.0, 1e-9])
+    n = np.array([1.0, 2e-9])
+    assert relative_error(a, n) == pytest.approx(1e-9 / 2, rel=1e-6)
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+
+
+def test_error_table_has_a_row_per_layer_and_dashes_for_missing_parameters():
+    table = error_table({"W1": 1e-9, "b1": 0.0, "gamma1": 2e-9, "beta1": 3e-9, "W2": 4e-9, "b2": 5e-9})
+    lines = table.splitlines()
+    assert lines[0].split() == ["layer", "W", "b", "gamma", "beta"]
+    assert lines[1].split() == ["1", "1.00e-09", "0.00e+00", "2.00e-09", "3.00e-09"]
+    assert lines[2].split() == ["2", "4.00e-09", "5.00e-09", "-", "-"]
+
+
+def test_gradcheck_accepts_a_float32_network_and_checks_in_float64():
+    net, X, y = small_problem([6, 5, 3], True)
+    net32 = init_network([6, 5, 3], batch_norm=True, seed=0, dtype=np.float32)
+    report = check_gradients(net32, X.astype(np.float32), y, 0.0)
+    assert all(g.dtype == np.float64 for g in report["numerical"].values())
+    assert report["max_relative_error"] < 1e-7
+
+
+def test_command_line_gradcheck_on_cifar(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "gc.json"
+    code = main(["gradcheck", "--data-dir", str(cifar_dir), "--dim", "50", "--n", "20",
+                 "--hidden", "10", "10", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "layer" in printed and "max relative error" in printed
+    result = json.loads(out.read_text())
+    assert result["max_relative_error"] <= 1e-7
+    assert set(result["errors"]) == {"W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"}
+    assert result["seconds"] > 0
