@@ -10,7 +10,7 @@ import numpy as np
 
 from . import data
 from .errors import ConfigError, HelpersError
-from .gradcheck import check_gradients, error_table
+from .gradcheck import DEFAULT_H, check_gradients, error_table
 from .network import accuracy, init_network
 from .training import TrainConfig, check_config, ensemble_accuracy, train
 
@@ -62,7 +62,7 @@ def build_parser():
     p.add_argument("--n", type=int, default=100, help="training images used (default %(default)s)")
     p.add_argument("--lam", type=float, default=defaults.lam, help="(default %(default)s)")
     p.add_argument("--method", choices=["centered", "forward"], default="centered")
-    p.add_argument("--h", type=float, default=1e-5, help="finite-difference step (default %(default)s)")
+    p.add_argument("--h", type=float, default=DEFAULT_H, help="finite-difference step (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")

@@ -22,7 +22,7 @@ import numpy as np
 from .layers import BN_EPS
 from .network import Network, cost_and_gradients
 
-DEFAULT_H = 1e-5
+DEFAULT_H = 1e-6
 CHUNK_BYTES = 2**18
 """Bytes of one batched activation array; small enough to stay in cache."""
 
@@ -55,57 +55,87 @@ def numerical_gradients(net, X, y, lam, h=DEFAULT_H, method="centered"):
     X: (n, d_in), y: (n,) -> dict keyed like net.params, float64 arrays.
     method: "centered" ((f(t + h) - f(t - h)) / 2h, error O(h^2)) or
     "forward" ((f(t + h) - f(t)) / h, error O(h), as in the report).
+
+    A ReLU input within reach of the step makes the cost non-smooth there
+    and the difference meaningless, so where a perturbation flips the sign of
+    any ReLU input, that entry is differenced again with h / 10, then h / 100.
     """
     if method not in ("centered", "forward"):
         raise ValueError(f"method must be 'centered' or 'forward', got {method!r}.")
     net = as_float64(net)
-    X = np.ascontiguousarray(X, np.float64)
-    base = _Baseline(net, X, y)
+    base = _Baseline(net, np.ascontiguousarray(X, np.float64), y)
     signs = (1.0, -1.0) if method == "centered" else (1.0,)
     grads = {}
-    for l in range(1, net.n_layers + 1):
-        for kind in ("W", "b", "gamma", "beta"):
-            name = f"{kind}{l}"
-            if name in net.params:
-                grads[name] = _layer_gradient(base, l, kind, h, signs, lam)
-    return {name: grads[name] for name in net.params}
+    for name, p in net.params.items():
+        kind, l = split_name(name)
+        grads[name] = np.empty(p.shape)
+        for j in range(p.shape[-1]):
+            grads[name][..., j] = _unit_gradient(base, l, j, kind, h, signs, lam)
+    return grads
 
 
-def _layer_gradient(base, l, kind, h, signs, lam):
-    """Numerical gradient of the parameter `kind` of layer l, unit by unit."""
-    p = base.net.params[f"{kind}{l}"]
-    grad = np.empty(p.shape)
-    for j in range(p.shape[-1]):
-        old = p[:, j] if kind == "W" else p[j : j + 1]
-        costs = [base.costs_of_column(l, j, kind, s * h) for s in signs]
-        if kind == "W":
-            # Every other term of the L2 cost is unchanged; differencing only
-            # this entry's keeps their rounding out of the difference.
-            costs = [c + lam * (old + s * h) ** 2 for c, s in zip(costs, signs)]
-        if len(signs) == 2:
-            d = (costs[0] - costs[1]) / (2 * h)
+def split_name(name):
+    """ "gamma12" -> ("gamma", 12)."""
+    kind = name.rstrip("0123456789")
+    return kind, int(name[len(kind) :])
+
+
+def _unit_gradient(base, l, j, kind, h, signs, lam):
+    """Numerical gradient of the parameter `kind` of unit j of layer l.
+
+    For "W" that is the column W_l[:, j], all its rows at once; otherwise one
+    entry. The step shrinks for the entries whose perturbations crossed a kink.
+    """
+    grad, todo = None, None
+    for step in (h, h / 10, h / 100):
+        d, crossed = _difference(base, l, j, kind, step, signs, lam)
+        if grad is None:
+            grad, todo = d, crossed
         else:
-            reg = lam * old**2 if kind == "W" else 0.0
-            d = (costs[0] - (base.loss + reg)) / h
-        grad[..., j] = d
+            grad[todo] = d[todo]
+            todo &= crossed
+        if not todo.any():
+            break
     return grad
 
 
+def _difference(base, l, j, kind, h, signs, lam):
+    """One finite difference with step h; also which entries crossed a kink."""
+    old = base.net.params[f"{kind}{l}"][..., j]
+    runs = [base.costs_of_column(l, j, kind, s * h) for s in signs]
+    costs = [c for c, _ in runs]
+    crossed = np.logical_or.reduce([x for _, x in runs])
+    if kind == "W":
+        # The other terms of the L2 cost do not change; adding only this
+        # entry's keeps their rounding out of the difference.
+        costs = [c + lam * (old + s * h) ** 2 for c, s in zip(costs, signs)]
+    if len(signs) == 2:
+        return (costs[0] - costs[1]) / (2 * h), crossed
+    reg = lam * old**2 if kind == "W" else 0.0
+    return (costs[0] - (base.loss + reg)) / h, crossed
+
+
 class _Baseline:
-    """The unperturbed forward pass, and losses of batches of perturbed ones."""
+    """The unperturbed forward pass, and losses of batches of perturbed ones.
+
+    Layer activations are kept as S[l]: (n, d_l), the scores before batch
+    normalization, and H[l]: (n, d_l), the layer outputs; positive[l] records
+    which ReLU inputs are positive, to spot perturbations that cross a kink.
+    """
 
     def __init__(self, net, X, y):
         self.net, self.y = net, y
         p, k = net.params, net.n_layers
-        self.H = [X]
-        self.S = [None]
+        self.H, self.S, self.positive = [X], [None], [None]
         for l in range(1, k + 1):
             S = self.H[-1] @ p[f"W{l}"]
             if self._has_bias(l):
                 S = S + p[f"b{l}"]
             self.S.append(S)
             if l < k:
-                self.H.append(self._activate(l, S.T, p.get(f"gamma{l}"), p.get(f"beta{l}")).T)
+                pre = self._pre_relu(l, S)
+                self.positive.append(pre > 0)
+                self.H.append(np.maximum(pre, 0))
         self.loss = float(_losses(self.S[k][None], y)[0])
 
     def _has_bias(self, l):
@@ -113,42 +143,45 @@ class _Baseline:
         # exactly; the network leaves it out, and so must the check.
         return not (self.net.batch_norm and l < self.net.n_layers)
 
-    def _activate(self, l, S, gamma, beta):
-        """Hidden layer l's output from its scores, feature by feature.
+    def _pre_relu(self, l, S, gamma=None, beta=None):
+        """The input of layer l's ReLU. S: (..., n, d); gamma, beta: (..., 1, d).
 
-        S: (..., n): one row per feature (or per perturbed copy of one),
-        gamma, beta: broadcastable to S's leading shape plus a trailing 1.
+        gamma and beta default to layer l's; the samples are on axis -2.
         """
-        if self.net.batch_norm:
-            S_hat = (S - S.mean(axis=-1, keepdims=True)) / np.sqrt(S.var(axis=-1, keepdims=True) + BN_EPS)
-            S = S_hat * gamma[..., None] + beta[..., None]
-        return np.maximum(S, 0)
+        if not self.net.batch_norm:
+            return S
+        gamma = self.net.params[f"gamma{l}"] if gamma is None else gamma
+        beta = self.net.params[f"beta{l}"] if beta is None else beta
+        S_hat = (S - S.mean(axis=-2, keepdims=True)) / np.sqrt(S.var(axis=-2, keepdims=True) + BN_EPS)
+        return S_hat * gamma + beta
 
     def costs_of_column(self, l, j, kind, delta):
         """Data loss with one parameter of unit j of layer l moved by delta.
 
-        For kind "W", every row i of W_l[:, j] is moved in turn (a batch),
-        giving an array of shape (d_{l-1},); otherwise an array of shape (1,).
+        For kind "W", every row i of W_l[:, j] is moved in turn (a batch of
+        d_{l-1} perturbations); otherwise there is one perturbation. Returns
+        the losses (P,) and whether each perturbation flipped a ReLU input (P,).
         """
         p, k = self.net.params, self.net.n_layers
         s = self.S[l][:, j]
-        gamma = p[f"gamma{l}"][j : j + 1] if f"gamma{l}" in p else None
-        beta = p[f"beta{l}"][j : j + 1] if f"beta{l}" in p else None
+        gamma = beta = None
         if kind == "W":
             cols = s + delta * self.H[l - 1].T
-            if gamma is not None:
-                gamma, beta = np.broadcast_to(gamma, cols.shape[:1]), np.broadcast_to(beta, cols.shape[:1])
         else:
             cols = s[None].copy()
             if kind == "b" and self._has_bias(l):
                 cols += delta
-            elif kind == "gamma":
-                gamma = gamma + delta
-            elif kind == "beta":
-                beta = beta + delta
+            elif kind in ("gamma", "beta"):
+                gamma, beta = p[f"gamma{l}"][j], p[f"beta{l}"][j]
+                gamma, beta = (gamma + delta, beta) if kind == "gamma" else (gamma, beta + delta)
         if l == k:
-            return self._losses_with_scores_column(j, cols)
-        return self._losses_with_hidden_column(l, j, self._activate(l, cols, gamma, beta))
+            return self._losses_with_scores_column(j, cols), np.zeros(len(cols), bool)
+        if self.net.batch_norm and gamma is None:
+            gamma, beta = p[f"gamma{l}"][j], p[f"beta{l}"][j]
+        pre = self._pre_relu(l, cols[:, :, None], gamma, beta)[:, :, 0]
+        crossed = ((pre > 0) != self.positive[l][:, j]).any(axis=1)
+        losses, crossed_later = self._losses_with_hidden_column(l, j, np.maximum(pre, 0))
+        return losses, crossed | crossed_later
 
     def _losses_with_scores_column(self, j, cols):
         """cols: (P, n) replacements for column j of the last layer's scores."""
@@ -160,30 +193,28 @@ class _Baseline:
         return out
 
     def _losses_with_hidden_column(self, l, j, cols):
-        """cols: (P, n) replacements for column j of H_l; returns (P,) losses."""
-        p = self.net.params
+        """cols: (P, n) replacements for column j of H_l -> losses, crossed: (P,)."""
         delta = cols - self.H[l][:, j]
-        w_next = p[f"W{l + 1}"][j]
-        out = np.empty(len(cols))
+        w_next = self.net.params[f"W{l + 1}"][j]
+        losses, crossed = np.empty(len(cols)), np.empty(len(cols), bool)
         for rows in _chunks(len(cols), self.S[l + 1].size):
             # A change of column j of H_l moves S_{l+1} by delta_j (outer) W_{l+1}[j, :].
             S = self.S[l + 1][None] + delta[rows, :, None] * w_next
-            out[rows] = self._losses_from(l + 1, S)
-        return out
+            losses[rows], crossed[rows] = self._losses_from(l + 1, S)
+        return losses, crossed
 
     def _losses_from(self, m, S):
-        """Run layers m.. on a batch of score arrays S: (P, n, d_m); (P,) losses."""
+        """Run layers m.. on a batch of scores S: (P, n, d_m) -> losses, crossed: (P,)."""
         p, k = self.net.params, self.net.n_layers
+        crossed = np.zeros(len(S), bool)
         while m < k:
-            if self.net.batch_norm:
-                S = (S - S.mean(axis=1, keepdims=True)) / np.sqrt(S.var(axis=1, keepdims=True) + BN_EPS)
-                S = S * p[f"gamma{m}"] + p[f"beta{m}"]
-            H = np.maximum(S, 0)
+            pre = self._pre_relu(m, S)
+            crossed |= ((pre > 0) != self.positive[m]).any(axis=(1, 2))
             m += 1
-            S = H @ p[f"W{m}"]
+            S = np.maximum(pre, 0) @ p[f"W{m}"]
             if self._has_bias(m):
                 S += p[f"b{m}"]
-        return _losses(S, self.y)
+        return _losses(S, self.y), crossed
 
 
 def _chunks(total, item_size):
@@ -225,7 +256,7 @@ def check_gradients(net, X, y, lam, h=DEFAULT_H, method="centered"):
 def error_table(errors):
     """The per-layer table of the report: one row per layer, one column per kind."""
     kinds = ("W", "b", "gamma", "beta")
-    n_layers = max(int("".join(filter(str.isdigit, name))) for name in errors)
+    n_layers = max(split_name(name)[1] for name in errors)
     lines = [f"{'layer':>5}" + "".join(f"{kind:>12}" for kind in kinds)]
     for l in range(1, n_layers + 1):
         cells = [f"{errors[f'{kind}{l}']:12.2e}" if f"{kind}{l}" in errors else f"{'-':>12}" for kind in kinds]

@@ -119,3 +119,19 @@ def test_command_line_gradcheck_on_cifar(cifar_dir, tmp_path, capsys):
     assert result["max_relative_error"] <= 1e-7
     assert set(result["errors"]) == {"W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"}
     assert result["seconds"] > 0
+
+
+def test_a_relu_kink_within_reach_of_the_step_is_handled():
+    """A ReLU input 3e-7 from zero: a step of 1e-6 crosses the kink, so the
+    check must shrink the step for the entries that do, and still agree."""
+    net, X, y = small_problem([10, 8, 6, 4], True, n=20)
+    from helpers.network import forward as run
+
+    _, caches, _ = run(net, X)
+    S_hat = caches[1][1][0]  # layer 2's normalized scores
+    # Move beta2[0] so that sample 0's ReLU input sits just above the kink.
+    net.params["beta2"][0] = 3e-7 - net.params["gamma2"][0] * S_hat[0, 0]
+    report = check_gradients(net, X, y, 0.0, h=1e-6)
+    assert report["max_relative_error"] < 1e-6
+    naive = naive_numerical_gradients(net, X, y, 0.0, 1e-6, "centered")
+    assert relative_error(report["analytic"]["beta2"], naive["beta2"]) > 1e-3
