@@ -11,8 +11,9 @@ import numpy as np
 from . import data
 from .errors import ConfigError, HelpersError
 from .gradcheck import DEFAULT_H, check_gradients, error_table
-from .network import accuracy, init_network
-from .training import TrainConfig, check_config, ensemble_accuracy, train
+from .experiments import run_experiment
+from .network import init_network
+from .training import TrainConfig, check_config
 
 
 def main(argv=None):
@@ -100,29 +101,15 @@ def run_train(args):
     check_init(config.init)
     check_config(config)
     cifar = data.load_cifar10(args.data_dir, split=args.split)
-    result = train(config, cifar.train, cifar.val)
-    summary = {
-        "test_accuracy": accuracy(result.net, cifar.test.X, cifar.test.y),
-        "val_accuracy": accuracy(result.net, cifar.val.X, cifar.val.y),
-        "ensemble_test_accuracy": (
-            ensemble_accuracy(result.snapshots, cifar.test.X, cifar.test.y) if result.snapshots else None
-        ),
-        "snapshots": len(result.snapshots),
-        "steps": result.steps,
-        "train_seconds": result.train_seconds,
-        "ms_per_step": 1000 * result.train_seconds / max(1, result.steps),
-        "interrupted": result.interrupted,
-        "data": str(cifar.folder),
-        "config": config.to_dict(),
-    }
-    print(f"trained {result.steps} steps in {result.train_seconds:.1f} s"
-          f" ({summary['ms_per_step']:.3f} ms/step){' (interrupted)' if result.interrupted else ''}")
+    summary, result = run_experiment(config, cifar)
+    print(f"trained {summary['steps']} steps in {summary['train_seconds']:.1f} s"
+          f" ({summary['ms_per_step']:.3f} ms/step){' (interrupted)' if summary['interrupted'] else ''}")
     print(f"test accuracy        {100 * summary['test_accuracy']:.2f} %")
     print(f"validation accuracy  {100 * summary['val_accuracy']:.2f} %")
     if summary["ensemble_test_accuracy"] is not None:
-        print(f"ensemble of {len(result.snapshots)} snapshots, test accuracy {100 * summary['ensemble_test_accuracy']:.2f} %")
+        print(f"ensemble of {summary['snapshots']} snapshots, test accuracy"
+              f" {100 * summary['ensemble_test_accuracy']:.2f} %")
     if args.json:
-        summary["history"] = {**result.history, "eta": result.etas.tolist()}
         write_json(args.json, summary)
     return 0
 

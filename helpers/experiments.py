@@ -1,0 +1,41 @@
+"""One experiment: train a configuration and summarize it as plain, JSON-able data.
+
+The command line, the notebooks and the search all call `run_experiment`, so
+a run means the same thing, and is recorded the same way, wherever it is made.
+"""
+
+from .network import accuracy
+from .training import ensemble_accuracy, train
+
+
+def summarize(result, cifar):
+    """The numbers and curves of a finished run, as a dict of plain values.
+
+    result: a TrainResult; cifar: the helpers.data.Cifar10 it was trained on.
+    """
+    test, val = cifar.test, cifar.val
+    snapshots = result.snapshots
+    return {
+        "test_accuracy": accuracy(result.net, test.X, test.y),
+        "val_accuracy": accuracy(result.net, val.X, val.y),
+        "ensemble_test_accuracy": ensemble_accuracy(snapshots, test.X, test.y) if snapshots else None,
+        "snapshots": len(snapshots),
+        "steps": result.steps,
+        "n_s": result.n_s,
+        "train_seconds": result.train_seconds,
+        "ms_per_step": 1000 * result.train_seconds / max(1, result.steps),
+        "interrupted": result.interrupted,
+        "n_train": len(cifar.train.X),
+        "data": str(cifar.folder),
+        "config": result.config.to_dict(),
+        "history": {**result.history, "eta": result.etas.tolist()},
+    }
+
+
+def run_experiment(config, cifar, progress=True):
+    """Train `config` on cifar.train (validating on cifar.val) and summarize it.
+
+    Returns (summary, result): the JSON-able summary and the full TrainResult.
+    """
+    result = train(config, cifar.train, cifar.val, progress=progress)
+    return summarize(result, cifar), result
