@@ -15,15 +15,18 @@ forward pass, only the parts that cannot change are not recomputed.
 Everything runs in float64.
 """
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .layers import BN_EPS
 from .network import Network, cost_and_gradients
 
 DEFAULT_H = 1e-6
-CHUNK_BYTES = 2**18
+CHUNK_BYTES = 2**20
 """Bytes of one batched activation array; small enough to stay in cache."""
 
 
@@ -65,12 +68,18 @@ def numerical_gradients(net, X, y, lam, h=DEFAULT_H, method="centered"):
     net = as_float64(net)
     base = _Baseline(net, np.ascontiguousarray(X, np.float64), y)
     signs = (1.0, -1.0) if method == "centered" else (1.0,)
-    grads = {}
-    for name, p in net.params.items():
+    grads = {name: np.empty(p.shape) for name, p in net.params.items()}
+
+    def unit(job):
+        name, j = job
         kind, l = split_name(name)
-        grads[name] = np.empty(p.shape)
-        for j in range(p.shape[-1]):
-            grads[name][..., j] = _unit_gradient(base, l, j, kind, h, signs, lam)
+        grads[name][..., j] = _unit_gradient(base, l, j, kind, h, signs, lam)
+
+    jobs = [(name, j) for name, p in net.params.items() for j in range(p.shape[-1])]
+    # Units are independent and NumPy releases the GIL in its loops, so one
+    # thread per core; BLAS gets one thread each so they do not fight.
+    with threadpool_limits(1), ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(unit, jobs))
     return grads
 
 
@@ -127,11 +136,14 @@ class _Baseline:
         self.net, self.y = net, y
         p, k = net.params, net.n_layers
         self.H, self.S, self.positive = [X], [None], [None]
+        self.S_centered, self.var = [None], [None]
         for l in range(1, k + 1):
             S = self.H[-1] @ p[f"W{l}"]
             if self._has_bias(l):
                 S = S + p[f"b{l}"]
             self.S.append(S)
+            self.S_centered.append(S - S.mean(axis=0))
+            self.var.append(S.var(axis=0))
             if l < k:
                 pre = self._pre_relu(l, S)
                 self.positive.append(pre > 0)
@@ -194,27 +206,53 @@ class _Baseline:
 
     def _losses_with_hidden_column(self, l, j, cols):
         """cols: (P, n) replacements for column j of H_l -> losses, crossed: (P,)."""
+        # A change delta of column j of H_l moves S_{l+1} by delta (outer) W_{l+1}[j, :].
         delta = cols - self.H[l][:, j]
-        w_next = self.net.params[f"W{l + 1}"][j]
+        m, w = l + 1, self.net.params[f"W{l + 1}"][j]
         losses, crossed = np.empty(len(cols)), np.empty(len(cols), bool)
-        for rows in _chunks(len(cols), self.S[l + 1].size):
-            # A change of column j of H_l moves S_{l+1} by delta_j (outer) W_{l+1}[j, :].
-            S = self.S[l + 1][None] + delta[rows, :, None] * w_next
-            losses[rows], crossed[rows] = self._losses_from(l + 1, S)
+        for rows in _chunks(len(cols), self.S[m].size):
+            if self.net.batch_norm and m < self.net.n_layers:
+                pre = self._pre_relu_moved(m, delta[rows], w)
+                losses[rows], crossed[rows] = self._losses_from_pre_relu(m, pre)
+            else:
+                losses[rows], crossed[rows] = self._losses_from(m, self.S[m][None] + delta[rows, :, None] * w)
         return losses, crossed
+
+    def _pre_relu_moved(self, m, delta, w):
+        """The ReLU input of batch-normalized layer m when its scores move by delta (outer) w.
+
+        delta: (P, n), w: (d_m,) -> (P, n, d_m). The batch statistics of
+        S + delta w^T follow from those of S with small matrix products,
+            mean' = mean + mean(delta) w,
+            var'  = var + 2 w cov(S, delta) + w^2 var(delta),
+        so only the normalization itself touches arrays of size P n d_m.
+        """
+        n = delta.shape[1]
+        p = self.net.params
+        delta_c = delta - delta.mean(axis=1, keepdims=True)
+        cov = delta_c @ self.S_centered[m] / n
+        var = self.var[m] + 2 * w * cov + w**2 * np.einsum("pi,pi->p", delta_c, delta_c)[:, None] / n
+        scale = p[f"gamma{m}"] / np.sqrt(var + BN_EPS)
+        pre = delta_c[:, :, None] * w
+        pre += self.S_centered[m]
+        pre *= scale[:, None, :]
+        pre += p[f"beta{m}"]
+        return pre
 
     def _losses_from(self, m, S):
         """Run layers m.. on a batch of scores S: (P, n, d_m) -> losses, crossed: (P,)."""
-        p, k = self.net.params, self.net.n_layers
-        crossed = np.zeros(len(S), bool)
-        while m < k:
-            pre = self._pre_relu(m, S)
-            crossed |= ((pre > 0) != self.positive[m]).any(axis=(1, 2))
-            m += 1
-            S = np.maximum(pre, 0) @ p[f"W{m}"]
-            if self._has_bias(m):
-                S += p[f"b{m}"]
-        return _losses(S, self.y), crossed
+        if m == self.net.n_layers:
+            return _losses(S, self.y), np.zeros(len(S), bool)
+        return self._losses_from_pre_relu(m, self._pre_relu(m, S))
+
+    def _losses_from_pre_relu(self, m, pre):
+        """Run layers m.. from the input of layer m's ReLU: (P, n, d_m)."""
+        crossed = ((pre > 0) != self.positive[m]).any(axis=(1, 2))
+        S = np.maximum(pre, 0, out=pre) @ self.net.params[f"W{m + 1}"]
+        if self._has_bias(m + 1):
+            S += self.net.params[f"b{m + 1}"]
+        losses, crossed_later = self._losses_from(m + 1, S)
+        return losses, crossed | crossed_later
 
 
 def _chunks(total, item_size):

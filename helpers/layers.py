@@ -53,11 +53,15 @@ def batchnorm_forward(S, gamma, beta, mu=None, var=None):
     S: (n, d), gamma, beta, mu, var: (d,) -> S_tilde: (n, d).
     The cache is (S_hat, gamma, inv_std); also returns the mu and var used.
     """
+    n = S.shape[0]
     if mu is None:
-        mu = S.mean(axis=0)
-        var = S.var(axis=0)
-    inv_std = 1.0 / np.sqrt(var + BN_EPS)
-    S_hat = (S - mu) * inv_std
+        mu = S.sum(axis=0) / n
+        S_hat = S - mu
+        var = np.einsum("ij,ij->j", S_hat, S_hat) / n
+    else:
+        S_hat = S - mu
+    inv_std = 1 / np.sqrt(var + BN_EPS)
+    S_hat *= inv_std
     S_tilde = S_hat * gamma
     S_tilde += beta
     return S_tilde, (S_hat, gamma, inv_std), mu, var
@@ -74,11 +78,10 @@ def batchnorm_backward(dS_tilde, cache):
     n = dS_tilde.shape[0]
     dgamma = np.einsum("ij,ij->j", dS_tilde, S_hat)
     dbeta = dS_tilde.sum(axis=0)
-    # g.mean() and (g * S_hat).mean() are gamma * dbeta / n and gamma * dgamma / n.
-    scale = gamma * inv_std
+    # mean(g) and mean(g * S_hat) are gamma * dbeta / n and gamma * dgamma / n.
     dS = dS_tilde - dbeta / n
     dS -= S_hat * (dgamma / n)
-    dS *= scale
+    dS *= gamma * inv_std
     return dS, dgamma, dbeta
 
 
@@ -90,7 +93,7 @@ def relu_forward(S):
 
 def relu_backward(dH, H):
     """dS = dH where the unit was active, else 0. dH, H: (n, d) -> dS: (n, d)."""
-    return np.where(H > 0, dH, 0)
+    return dH * (H > 0)
 
 
 def softmax(S):
@@ -112,10 +115,10 @@ def cross_entropy_forward(S, y):
     prediction gives a large finite loss instead of log(0).
     """
     shifted = S - S.max(axis=1, keepdims=True)
-    log_Z = np.log(np.exp(shifted).sum(axis=1))
-    rows = np.arange(S.shape[0])
-    loss = float(np.mean(log_Z - shifted[rows, y]))
-    P = np.exp(shifted - log_Z[:, None])
+    P = np.exp(shifted)
+    Z = P.sum(axis=1, keepdims=True)
+    P /= Z
+    loss = float(np.log(Z).mean() - shifted[np.arange(S.shape[0]), y].mean())
     return loss, (P, y)
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "predict_proba",
     "accuracy",
     "update_running_stats",
+    "moving_average",
 ]
 
 INITS = ("he", "xavier")
@@ -176,13 +177,16 @@ def backward(net, dS, caches, lam):
         W = net.params[f"W{l}"]
         dH, dW, db = linear_backward(dS, linear_cache, W if l > 1 else None)
         grads[f"b{l}"] = np.zeros_like(db) if bn_cache is not None else db
-        dW += (2 * lam) * W
+        if lam:
+            dW += (2 * lam) * W
         grads[f"W{l}"] = dW
     return {name: grads[name] for name in net.params}
 
 
 def regularization(net, lam):
     """lam * sum of the squared entries of every weight matrix (not b, gamma, beta)."""
+    if not lam:
+        return 0.0
     return lam * sum(float(np.vdot(W, W)) for name, W in net.params.items() if name.startswith("W"))
 
 
@@ -207,11 +211,16 @@ def cost_and_gradients(net, X, y, lam):
 
 
 def update_running_stats(net, batch_stats):
-    """mu_av = alpha mu_av + (1 - alpha) mu, and the same for the variance."""
-    a = net.alpha
+    """mu_av = alpha mu_av + (1 - alpha) mu, and the same for the variance, in place."""
     for l, (mu, var) in enumerate(batch_stats, start=1):
-        net.running[f"mu{l}"] = a * net.running[f"mu{l}"] + (1 - a) * mu
-        net.running[f"var{l}"] = a * net.running[f"var{l}"] + (1 - a) * var
+        moving_average(net.running[f"mu{l}"], mu, net.alpha)
+        moving_average(net.running[f"var{l}"], var, net.alpha)
+
+
+def moving_average(average, new, alpha):
+    """average <- alpha * average + (1 - alpha) * new, in place."""
+    average *= alpha
+    average += (1 - alpha) * new
 
 
 def scores(net, X):

@@ -1,0 +1,190 @@
+"""Speed benchmark: our NumPy training against PyTorch on the CPU, side by side.
+
+    python benchmarks/speed.py            # the report's 9,000 steps, then the gradient check
+    python benchmarks/speed.py --steps 1000 --skip-gradcheck
+
+For the 3-layer and 9-layer BN networks it trains, on the same data, with the
+same batches, learning rates and float32:
+  - this package (helpers.training.train, evaluation excluded: train_seconds),
+  - an equivalent PyTorch network (Linear, BatchNorm1d, ReLU; SGD with the L2
+    term as weight decay on W only),
+  - and the bare matrix products one step needs (every layer's forward H W,
+    backward H^T dS and, above layer 1, dS W^T), on the same shapes: the floor.
+It prints ms per step and the ratios, times the full centered-difference
+gradient check of the report's largest case, measures the peak memory of one
+full training run (`python -m helpers train` in a child process), and writes
+everything to benchmarks/results/speed.json. Timings on a shared machine are
+noisy: compare the ratios, which are measured in the same run.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from helpers.data import load_cifar10  # noqa: E402
+from helpers.gradcheck import check_gradients  # noqa: E402
+from helpers.layers import BN_EPS  # noqa: E402
+from helpers.network import init_network  # noqa: E402
+from helpers.training import TrainConfig, cyclical_eta, train  # noqa: E402
+
+NETWORKS = {"3-layer BN": (50, 50), "9-layer BN": (50, 30, 20, 20, 10, 10, 10, 10)}
+
+
+def numpy_ms_per_step(config, cifar):
+    result = train(config, cifar.train, cifar.val, progress=False)
+    return 1000 * result.train_seconds / result.steps, result.steps
+
+
+def torch_ms_per_step(config, cifar, steps):
+    """The same network and schedule in PyTorch, float32, on the CPU."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    X = torch.from_numpy(cifar.train.X)
+    y = torch.from_numpy(cifar.train.y)
+    dims = [X.shape[1], *config.hidden, 10]
+    layers = []
+    for l in range(1, len(dims)):
+        layers.append(torch.nn.Linear(dims[l - 1], dims[l]))
+        if l < len(dims) - 1:
+            layers += [torch.nn.BatchNorm1d(dims[l], eps=BN_EPS, momentum=1 - config.alpha), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers)
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() == 2]
+    others = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.dim() == 2)]
+    opt = torch.optim.SGD(
+        [{"params": weights, "weight_decay": 2 * config.lam}, {"params": others, "weight_decay": 0.0}], lr=0.0
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng([config.seed, 1])
+    n, n_s = len(X), config.n_s
+    seconds, t = 0.0, 0
+    while t < steps:
+        order = torch.from_numpy(rng.permutation(n))
+        for j in range(n // config.n_batch):
+            if t == steps:
+                break
+            start = time.perf_counter()
+            idx = order[j * config.n_batch : (j + 1) * config.n_batch]
+            for group in opt.param_groups:
+                group["lr"] = cyclical_eta(t, config.eta_min, config.eta_max, n_s)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(X[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            seconds += time.perf_counter() - start
+            t += 1
+    return 1000 * seconds / steps
+
+
+def matmul_floor_ms(hidden, n_batch, d_in, repeats=2000):
+    """The bare matrix products of one step, on hot data: forward H W for every
+    layer, backward H^T dS for every layer, and dS W^T above the first."""
+    rng = np.random.default_rng(0)
+    dims = [d_in, *hidden, 10]
+    H = [rng.standard_normal((n_batch, d)).astype(np.float32) for d in dims]
+    W = [rng.standard_normal((dims[l], dims[l + 1])).astype(np.float32) for l in range(len(dims) - 1)]
+
+    def step():
+        for l, w in enumerate(W):
+            H[l] @ w
+            H[l].T @ H[l + 1]
+            if l > 0:
+                H[l + 1] @ w.T
+
+    for _ in range(100):
+        step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return 1000 * (time.perf_counter() - start) / repeats
+
+
+def gradcheck_seconds(cifar):
+    net = init_network([3072, 50, 50, 10], batch_norm=True, seed=0, dtype=np.float64)
+    report = check_gradients(net, cifar.train.X[:100], cifar.train.y[:100], 0.005)
+    return report["seconds"], report["max_relative_error"]
+
+
+def peak_memory_mb_of_training(data_dir):
+    """Peak resident memory of `python -m helpers train` (report settings)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    args = [sys.executable, "-m", "helpers", "train"] + (["--data-dir", data_dir] if data_dir else [])
+    subprocess.run(args, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        raise RuntimeError("could not measure the child's peak memory")
+    return peak / 1024
+
+
+def blas_info():
+    from threadpoolctl import threadpool_info
+
+    return [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")} for i in threadpool_info()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=9000, help="update steps per network (default 9000)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--skip-gradcheck", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
+    args = parser.parse_args()
+
+    import torch
+
+    cifar = load_cifar10(args.data_dir)
+    results = {
+        "data": str(cifar.folder),
+        "blas": blas_info(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+        "networks": {},
+    }
+    print(f"data: {cifar.folder}\nBLAS: {results['blas']}\nPyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    for name, hidden in NETWORKS.items():
+        # Two cycles of the report's shape: n_s = 2250 for the default 9,000 steps.
+        config = TrainConfig(hidden=hidden, n_s=max(1, args.steps // 4), cycles=2, evals_per_cycle=1)
+        ours, steps = numpy_ms_per_step(config, cifar)
+        theirs = torch_ms_per_step(config, cifar, steps)
+        floor = matmul_floor_ms(hidden, config.n_batch, cifar.train.X.shape[1])
+        row = {
+            "steps": steps,
+            "numpy_ms_per_step": ours,
+            "torch_ms_per_step": theirs,
+            "matmul_floor_ms_per_step": floor,
+            "numpy_over_torch": ours / theirs,
+            "numpy_over_floor": ours / floor,
+        }
+        results["networks"][name] = row
+        print(f"{name}: numpy {ours:.3f} ms/step, torch {theirs:.3f} ms/step, floor {floor:.3f} ms/step;"
+              f" numpy/torch {ours / theirs:.2f} (target <= 0.6), numpy/floor {ours / floor:.2f} (target <= 2)")
+    if not args.skip_gradcheck:
+        seconds, error = gradcheck_seconds(load_cifar10(args.data_dir, split="small"))
+        results["gradcheck"] = {"seconds": seconds, "max_relative_error": error}
+        print(f"full gradient check (3072 features, n 100, [50, 50], BN): {seconds:.2f} s (target <= 10),"
+              f" max relative error {error:.2e} (target <= 1e-7)")
+    if not args.skip_memory:
+        del cifar
+        peak = peak_memory_mb_of_training(args.data_dir)
+        results["training_peak_memory_mb"] = peak
+        print(f"peak memory of `python -m helpers train`: {peak:.0f} MB (target <= 1200)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
