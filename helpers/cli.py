@@ -9,10 +9,12 @@ import time
 import numpy as np
 
 from . import data
+from .checkpoint import save_network
 from .errors import ConfigError, HelpersError
 from .gradcheck import DEFAULT_H, check_gradients, error_table
 from .experiments import run_experiment
 from .network import init_network
+from .search import add_search_command
 from .training import TrainConfig, check_config
 
 
@@ -55,6 +57,7 @@ def build_parser():
     p.add_argument("--split", choices=["report", "small"], default="report", help="data split (default report)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--save", help="save the trained network to this .npz checkpoint")
     p.set_defaults(run=run_train)
 
     p = sub.add_parser("gradcheck", help="check the analytic gradients against numerical ones")
@@ -68,6 +71,7 @@ def build_parser():
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
     p.set_defaults(run=run_gradcheck)
+    add_search_command(sub)
     return parser
 
 
@@ -111,6 +115,8 @@ def run_train(args):
               f" {100 * summary['ensemble_test_accuracy']:.2f} %")
     if args.json:
         write_json(args.json, summary)
+    if args.save:
+        print(f"saved the network to {save_network(result.net, args.save, config.to_dict())}")
     return 0
 
 

@@ -59,3 +59,17 @@ def test_contradictory_flags_are_refused_by_argparse(capsys):
 def test_missing_data_says_how_to_get_it(tmp_path, capsys):
     assert main(["train", "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "python -m helpers download" in capsys.readouterr().err
+
+
+def test_train_saves_a_checkpoint_that_predicts_like_the_run(cifar_dir, tmp_path):
+    from helpers.checkpoint import load_network
+    from helpers.data import load_cifar10
+    from helpers.network import accuracy
+
+    out, ckpt = tmp_path / "run.json", tmp_path / "net.npz"
+    assert main(["train", "--data-dir", str(cifar_dir), "--split", "small", "--hidden", "20",
+                 "--n-s", "50", "--cycles", "1", "--json", str(out), "--save", str(ckpt)]) == 0
+    net, config = load_network(ckpt)
+    assert config["hidden"] == [20] and net.dims == [3072, 20, 10]
+    test = load_cifar10(cifar_dir, split="small").test
+    assert accuracy(net, test.X, test.y) == json.loads(out.read_text())["test_accuracy"]

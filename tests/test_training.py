@@ -133,3 +133,37 @@ def test_report_settings_reach_the_report_accuracy_on_cifar(cifar_dir):
     assert len(result.snapshots) == 2
     assert accuracy(result.net, cifar.test.X, cifar.test.y) >= 0.525
     assert ensemble_accuracy(result.snapshots, cifar.test.X, cifar.test.y) >= 0.52
+
+
+def train_toy_history(seed):
+    # CIFAR's input width, so that layer 1's products are large enough for BLAS to thread.
+    result = train(TrainConfig(**TOY, seed=seed), blobs(600, d=3072), blobs(100, d=3072, seed=1), progress=False)
+    return result.history, result.net.params["W1"]
+
+
+def test_a_process_pool_worker_trains_bit_for_bit_as_the_main_process():
+    from concurrent.futures import ProcessPoolExecutor
+
+    here = train_toy_history(5)
+    with ProcessPoolExecutor(1) as pool:
+        there = pool.submit(train_toy_history, 5).result()
+    assert here[0] == there[0]
+    np.testing.assert_array_equal(here[1], there[1])
+
+
+def train_toy_history_one_blas_thread(seed):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return train_toy_history(seed)
+
+
+def test_one_blas_thread_per_worker_trains_as_the_main_process():
+    """Search workers run with one BLAS thread each: same numbers as the main process."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    here = train_toy_history(6)
+    with ProcessPoolExecutor(1) as pool:
+        there = pool.submit(train_toy_history_one_blas_thread, 6).result()
+    assert here[0] == there[0]
+    np.testing.assert_array_equal(here[1], there[1])

@@ -1,0 +1,109 @@
+"""Save and load trained networks as .npz files.
+
+A checkpoint holds the parameters, the running BN statistics, the sizes, and
+the training configuration (as JSON), with a format name and version so that
+a file from elsewhere, or from a future version, is refused with a clear
+message instead of loading into something subtly wrong. No pickles: loading
+a checkpoint cannot run code.
+"""
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HelpersError
+from .network import Network
+
+FORMAT = "helpers.network"
+VERSION = 1
+
+
+class CheckpointError(HelpersError):
+    """A checkpoint file is missing, of another format or version, or damaged."""
+
+
+def save_network(net, path, config=None):
+    """Write net (and the configuration that trained it, a JSON-able dict) to path.
+
+    The file is written under a temporary name and renamed into place, so a
+    crash leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    arrays = {
+        "format": np.array(FORMAT),
+        "version": np.array(VERSION),
+        "dims": np.array(net.dims),
+        "batch_norm": np.array(net.batch_norm),
+        "alpha": np.array(net.alpha),
+        "config": np.array(json.dumps(config or {})),
+    }
+    arrays.update({f"param/{name}": p for name, p in net.params.items()})
+    arrays.update({f"running/{name}": r for name, r in net.running.items()})
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_network(path):
+    """Read a checkpoint written by save_network -> (Network, config dict)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {key: f[key] for key in f.files}
+    except FileNotFoundError:
+        raise CheckpointError(f"No checkpoint at {path}.") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({e}); save the network again.") from None
+    if arrays.get("format", np.array("")).item() != FORMAT:
+        raise CheckpointError(f"{path} is not a network checkpoint of this package (no format '{FORMAT}').")
+    version = int(arrays["version"])
+    if version != VERSION:
+        raise CheckpointError(
+            f"{path} is checkpoint format version {version}; this package reads version {VERSION}."
+        )
+    try:
+        dims = [int(d) for d in arrays["dims"]]
+        batch_norm = bool(arrays["batch_norm"])
+        net = Network(
+            dims,
+            batch_norm,
+            {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("param/")},
+            {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("running/")},
+            float(arrays["alpha"]),
+        )
+        config = json.loads(arrays["config"].item())
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path} is damaged: {e!r}; save the network again.") from None
+    check_shapes(net, path)
+    return net, config
+
+
+def check_shapes(net, path):
+    """Every array a network of net.dims needs, with the right shape, and nothing else."""
+    k = len(net.dims) - 1
+    expected = {}
+    for l in range(1, k + 1):
+        expected[f"W{l}"] = (net.dims[l - 1], net.dims[l])
+        expected[f"b{l}"] = (net.dims[l],)
+        if net.batch_norm and l < k:
+            for name in ("gamma", "beta"):
+                expected[f"{name}{l}"] = (net.dims[l],)
+    expected_running = {f"{s}{l}": (net.dims[l],) for l in range(1, k) for s in ("mu", "var")} if net.batch_norm else {}
+    for found, wanted, what in ((net.params, expected, "parameters"), (net.running, expected_running, "BN statistics")):
+        if set(found) != set(wanted):
+            raise CheckpointError(
+                f"{path} has {what} {sorted(found)}, but a network of sizes {net.dims} needs {sorted(wanted)}."
+            )
+        for name, shape in wanted.items():
+            if found[name].shape != shape:
+                raise CheckpointError(f"{path}: {name} has shape {found[name].shape}, expected {shape}.")

@@ -1,0 +1,120 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+from helpers.checkpoint import CheckpointError, load_network, save_network
+from helpers.errors import HelpersError
+from helpers.network import init_network, predict_proba, update_running_stats, forward_backward
+
+
+def trained_looking_network(batch_norm=True):
+    net = init_network([12, 8, 6, 3], batch_norm=batch_norm, seed=1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 12)).astype(np.float32)
+    _, _, _, stats = forward_backward(net, X, rng.integers(0, 3, 20), 0.0)
+    update_running_stats(net, stats)
+    return net, X
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_a_loaded_network_predicts_exactly_as_before(tmp_path, batch_norm):
+    net, X = trained_looking_network(batch_norm)
+    path = save_network(net, tmp_path / "net.npz", config={"lam": 0.005, "hidden": [8, 6]})
+    loaded, config = load_network(path)
+    assert config == {"lam": 0.005, "hidden": [8, 6]}
+    assert loaded.dims == net.dims and loaded.batch_norm == net.batch_norm and loaded.alpha == net.alpha
+    np.testing.assert_array_equal(predict_proba(loaded, X), predict_proba(net, X))
+    for name in net.params:
+        assert loaded.params[name].dtype == net.params[name].dtype
+    assert loaded.running.keys() == net.running.keys()
+
+
+def test_saving_over_a_file_replaces_it_whole_and_leaves_no_temporary(tmp_path):
+    net, _ = trained_looking_network()
+    path = tmp_path / "net.npz"
+    save_network(net, path)
+    other = init_network([12, 8, 6, 3], seed=7)
+    save_network(other, path)
+    np.testing.assert_array_equal(load_network(path)[0].params["W1"], other.params["W1"])
+    assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
+
+
+def test_a_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch):
+    net, _ = trained_looking_network()
+    path = tmp_path / "net.npz"
+    save_network(net, path)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_network(init_network([12, 8, 6, 3], seed=7), path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_network(path)[0].params["W1"], net.params["W1"])
+    assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="No checkpoint"):
+        load_network(tmp_path / "nothing.npz")
+
+
+def test_a_file_that_is_not_an_npz(tmp_path):
+    path = tmp_path / "net.npz"
+    path.write_bytes(b"hello")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_network(path)
+
+
+def test_a_truncated_checkpoint(tmp_path):
+    net, _ = trained_looking_network()
+    path = save_network(net, tmp_path / "net.npz")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(HelpersError):
+        load_network(path)
+
+
+def test_an_npz_of_another_format(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, weights=np.ones(3))
+    with pytest.raises(CheckpointError, match="not a network checkpoint"):
+        load_network(path)
+
+
+def test_another_version(tmp_path):
+    net, _ = trained_looking_network()
+    path = save_network(net, tmp_path / "net.npz")
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["version"] = np.array(99)
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_network(path)
+
+
+def test_a_parameter_of_the_wrong_shape(tmp_path):
+    net, _ = trained_looking_network()
+    net.params["W2"] = np.zeros((8, 5), np.float32)
+    path = save_network(net, tmp_path / "net.npz")
+    with pytest.raises(CheckpointError, match=r"W2 has shape \(8, 5\), expected \(8, 6\)"):
+        load_network(path)
+
+
+def test_a_missing_parameter(tmp_path):
+    net, _ = trained_looking_network()
+    del net.params["gamma1"]
+    path = save_network(net, tmp_path / "net.npz")
+    with pytest.raises(CheckpointError, match="needs"):
+        load_network(path)
+
+
+def test_checkpoints_hold_no_pickles(tmp_path):
+    net, _ = trained_looking_network()
+    path = save_network(net, tmp_path / "net.npz", config={"init": "he"})
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            with z.open(name) as member:
+                header = member.read(128)
+            assert b"'descr': '|O'" not in header, name
