@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .errors import ConfigError, DataError
+from .progress import progress_bar
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -335,9 +335,8 @@ def _fetch(url: str, dest: Path, progress: bool) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as response, dest.open("wb") as out:
             expected = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                desc="CIFAR-10", disable=not progress,
+            with progress_bar(
+                expected, progress, unit="B", unit_scale=True, unit_divisor=1024, desc="CIFAR-10"
             ) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)

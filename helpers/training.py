@@ -7,13 +7,13 @@ the snapshots' averaged softmax is the ensemble of the report.
 """
 
 import copy
-import os
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .errors import ConfigError, DivergedError
+from .progress import progress_bar
 from .network import (
     Network,
     evaluate,
@@ -182,7 +182,7 @@ def train(config, train_set, val_set, progress=True):
     net.running = dict(zip(net.running, running_views))
     rng = np.random.default_rng([config.seed, 1])
     batches_per_epoch = n_train // config.n_batch
-    bar = progress_bar(total_steps, progress)
+    bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
     t = 0
     try:
         while t < total_steps:
@@ -221,14 +221,6 @@ def train(config, train_set, val_set, progress=True):
         bar.close()
     result.etas = result.etas[: result.steps]
     return result
-
-
-def progress_bar(total, enabled):
-    """A tqdm.auto bar (a widget in notebooks); TQDM_DISABLE=1 turns it off."""
-    from tqdm.auto import tqdm
-
-    disabled = not enabled or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
-    return tqdm(total=total, disable=disabled, desc="training", unit="step", mininterval=0.5)
 
 
 def record(result, step, train_set, val_set):
