@@ -105,6 +105,8 @@ def run_train(args):
     check_init(config.init)
     check_config(config)
     cifar = data.load_cifar10(args.data_dir, split=args.split)
+    print(f"training on {len(cifar.train.X)} images from {cifar.folder} (Ctrl-C stops and keeps the result)",
+          flush=True)
     summary, result = run_experiment(config, cifar)
     print(f"trained {summary['steps']} steps in {summary['train_seconds']:.1f} s"
           f" ({summary['ms_per_step']:.3f} ms/step){' (interrupted)' if summary['interrupted'] else ''}")

@@ -97,3 +97,28 @@ def test_a_good_download_from_a_local_archive(tmp_path):
     proc = run("download", "--data-dir", str(tmp_path / "data"), "--from", archive.as_uri(), "--md5", md5)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").is_file()
+
+
+def test_ctrl_c_during_training_keeps_what_was_trained(cifar_dir, tmp_path):
+    import json
+    import signal
+    import time
+
+    out, ckpt = tmp_path / "run.json", tmp_path / "net.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers", "train", "--data-dir", str(cifar_dir), "--split", "small",
+         "--n-s", "100000", "--json", str(out), "--save", str(ckpt)],
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "TQDM_DISABLE": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout.readline().startswith("training on 10000 images")
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "(interrupted)" in stdout and "Traceback" not in stderr
+    summary = json.loads(out.read_text())
+    assert summary["interrupted"] is True
+    assert 0 < summary["steps"] < 400_000
+    assert summary["history"]["step"][-1] == summary["steps"]
+    assert ckpt.is_file()
