@@ -14,6 +14,7 @@ from .errors import ConfigError, HelpersError
 from .gradcheck import DEFAULT_H, check_gradients, error_table
 from .experiments import run_experiment
 from .network import init_network
+from .search import add_search_command
 from .training import TrainConfig, check_config
 
 
@@ -70,6 +71,7 @@ def build_parser():
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
     p.set_defaults(run=run_gradcheck)
+    add_search_command(sub)
     return parser
 
 
