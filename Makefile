@@ -9,7 +9,11 @@ SHARED_CIFAR := ../shared/cifar10/make_batches.py
 .PHONY: report test data lab
 
 report: $(VENV)/.runtime data
-	$(PY) -m helpers train --json results/train_3layer_bn.json
+	$(PY) -m helpers.report
+
+# JupyterLab on notebooks/; jupytext keeps each notebook's .py twin in sync on save.
+lab: $(VENV)/.runtime data
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
 
 test: $(VENV)/.dev data
 	$(PY) -m pytest

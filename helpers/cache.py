@@ -1,0 +1,138 @@
+"""Finished training runs, kept on disk so that nothing is trained twice.
+
+A run is determined by its TrainConfig and by the data it saw. Its key is a
+hash of both (and of CACHE_VERSION), so re-running a notebook, moving a
+slider back, or restarting the kernel recalls the run instead of training it
+again, while any change of a setting or of the data trains a new one.
+
+An entry is one JSON file, <cache_dir>/<key>.json, holding the summary of
+helpers.experiments.run_experiment. It is written to a temporary file in the
+same folder and renamed into place, so a reader never sees half an entry,
+whether training was interrupted or two kernels finished the same run at
+once. An entry that cannot be read (truncated, edited by hand, from an older
+format) is trained again and overwritten: a damaged cache costs time, never a
+result.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .experiments import run_experiment
+
+CACHE_VERSION = 1
+"""Raise it whenever the stored summary changes shape: every old entry is then ignored."""
+
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "results" / "cache"
+
+
+def write_atomically(path, data):
+    """Write bytes to path through a temporary file and a rename.
+
+    os.replace is atomic on one file system, so path holds either its old
+    content or all of data, never part of it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def data_identity(cifar):
+    """What a run's result depends on in the data, as a small JSON-able dict.
+
+    cifar: a helpers.data.Cifar10. The folder and the number of training
+    images are kept as they are; the digest covers the rest: the labels of
+    every part (which differ between splits) and the per-feature mean and
+    standard deviation of the training images (which differ between copies
+    of CIFAR-10, e.g. the official one and a JPEG re-encoded one, even in the
+    same folder). Hashing these takes well under a millisecond.
+    """
+    content = hashlib.sha256()
+    for array in (cifar.mean, cifar.std, cifar.train.y, cifar.val.y, cifar.test.y):
+        content.update(np.ascontiguousarray(array).tobytes())
+    return {"folder": str(cifar.folder), "n_train": len(cifar.train.y), "digest": content.hexdigest()}
+
+
+def run_key(config, data):
+    """The cache key of a run: a hex digest of its configuration and data identity.
+
+    config: a TrainConfig; data: data_identity(cifar).
+    """
+    return digest({"version": CACHE_VERSION, "config": config.to_dict(), "data": data})
+
+
+def digest(payload):
+    """A short hex digest of a JSON-able payload; dict order does not matter."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def folder_for(name, settings, cifar, cache_dir=DEFAULT_CACHE_DIR):
+    """A folder of the cache for work that keeps its own files, such as a lambda search.
+
+    settings: a JSON-able dict of everything the work depends on besides the
+    data. Returns <cache_dir>/<name>-<hex digest>; the folder is not created.
+    """
+    key = digest({"version": CACHE_VERSION, "settings": settings, "data": data_identity(cifar)})
+    return Path(cache_dir) / f"{name}-{key}"
+
+
+def entry_path(config, cifar, cache_dir=DEFAULT_CACHE_DIR):
+    """Where the run of config on cifar is (or would be) stored."""
+    return Path(cache_dir) / f"{run_key(config, data_identity(cifar))}.json"
+
+
+def lookup(config, cifar, cache_dir=DEFAULT_CACHE_DIR):
+    """The stored summary of this run, or None if there is none or it is damaged."""
+    return read_entry(entry_path(config, cifar, cache_dir))
+
+
+def read_entry(path):
+    """The summary stored at path, or None if there is none or it is damaged."""
+    try:
+        entry = json.loads(path.read_text())
+        if entry["version"] != CACHE_VERSION or entry["key"] != path.stem:
+            raise ValueError(f"written for another key or by cache format {entry['version']}")
+        return entry["summary"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        # ValueError covers bad JSON and bad UTF-8, TypeError JSON of the wrong shape.
+        warnings.warn(f"Ignoring the damaged cache entry {path} ({err}); the run is trained again.")
+        return None
+
+
+def cached_experiment(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True):
+    """The summary of training config on cifar: recalled if stored, else trained and stored.
+
+    Returns the JSON-able summary of helpers.experiments.run_experiment. An
+    interrupted run (Ctrl-C) is returned but not stored, so that it is
+    trained in full next time. A run that cannot be stored (a full disk, a
+    read-only folder) is returned all the same, with a warning.
+    """
+    data = data_identity(cifar)
+    path = Path(cache_dir) / f"{run_key(config, data)}.json"
+    summary = read_entry(path)
+    if summary is not None:
+        return summary
+    summary, _ = run_experiment(config, cifar, progress=progress)
+    if not summary["interrupted"]:
+        entry = {"version": CACHE_VERSION, "key": path.stem, "data": data, "summary": summary}
+        try:
+            write_atomically(path, json.dumps(entry).encode())
+        except OSError as err:
+            warnings.warn(f"Could not store the run in the cache ({err}); it will be trained again next time.")
+    return summary

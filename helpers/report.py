@@ -1,0 +1,156 @@
+"""The main job: run every notebook headless, then gather the results summary.
+
+    python -m helpers.report            # full mode: figures/, figures/summary.md, the README's table
+    python -m helpers.report --quick    # NB_QUICK=1: small runs; figures and summary in results/quick/
+
+Each notebook runs top to bottom on a fresh kernel, in its own folder, as it
+would in JupyterLab (nbclient, with the "python3" kernel of this Python's
+environment). The notebooks read their settings from the environment:
+NB_QUICK, NB_FIGURES_DIR (where figures and rows go) and NB_CACHE_DIR (the
+cache of finished runs, results/cache/ unless told). Finished runs are
+recalled from the cache; delete it to train everything again.
+
+The executed copies, with their outputs, are saved to results/notebooks/ to
+be read. A failing cell stops the job with the notebook's name and the error.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from . import summary
+from .cache import DEFAULT_CACHE_DIR, write_atomically
+from .data import find_batches_dir
+from .errors import HelpersError
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO / "notebooks"
+FIGURES_DIR = REPO / "figures"
+QUICK_DIR = REPO / "results" / "quick"
+EXECUTED_DIR = REPO / "results" / "notebooks"
+CELL_TIMEOUT = 3600
+"""Seconds a cell may run before the job gives up on it (the lambda search takes minutes)."""
+
+
+class NotebookError(HelpersError):
+    """A notebook failed to run to its end."""
+
+
+def notebook_paths(folder=NOTEBOOKS_DIR):
+    """The numbered notebooks, in order: 01_*.ipynb, 02_*.ipynb, ..."""
+    return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def notebook_env(quick, figures_dir, cache_dir):
+    """The environment of a headless kernel: the parent's, plus the notebooks' settings.
+
+    Progress bars are turned off: in a saved notebook they are only noise.
+    """
+    return {
+        **os.environ,
+        "NB_QUICK": "1" if quick else "0",
+        "NB_FIGURES_DIR": str(figures_dir),
+        "NB_CACHE_DIR": str(cache_dir),
+        "TQDM_DISABLE": "1",
+    }
+
+
+def run_notebook(path, env, executed_dir=EXECUTED_DIR):
+    """Execute the notebook at path on a fresh kernel; save the executed copy; return it.
+
+    Raises NotebookError, naming the notebook, if a cell fails; the copy,
+    saved up to the failing cell, shows where.
+    """
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute(env=env)
+    except CellExecutionError as err:
+        raise NotebookError(f"{path.name} failed:\n{err}") from err
+    finally:
+        write_atomically(Path(executed_dir) / path.name, nbformat.writes(nb).encode())
+    return nb
+
+
+def summary_text(table, seconds, quick):
+    """summary.md: how the numbers were made, then the table of the report's numbers against ours.
+
+    seconds: {notebook name: wall-clock seconds} of the notebooks just run.
+    """
+    if quick:
+        command = "`python -m helpers.report --quick` (NB_QUICK=1: small runs, not comparable with the report)"
+    else:
+        command = "`make report` (`python -m helpers.report`)"
+    times = ", ".join(f"{name} {format_seconds(s)}" for name, s in seconds.items())
+    return "\n".join([
+        f"Made by {command} on `{find_batches_dir()}`, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"Wall time {format_seconds(sum(seconds.values()))}: {times}.",
+        "",
+        table.to_markdown(),
+    ])
+
+
+def format_seconds(seconds):
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{seconds:.0f} s"
+
+
+def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readme=None,
+               notebooks=None, executed_dir=EXECUTED_DIR, log=print):
+    """Run the notebooks, write <figures_dir>/summary.md, and put its table into readme if given.
+
+    figures_dir: figures/ in full mode, results/quick/ in quick mode unless
+    given. notebooks: paths, by default every numbered notebook.
+    Returns the text of summary.md.
+    """
+    figures_dir = Path(figures_dir or (QUICK_DIR if quick else FIGURES_DIR))
+    env = notebook_env(quick, figures_dir, cache_dir)
+    paths = notebook_paths() if notebooks is None else [Path(p) for p in notebooks]
+    seconds = {}
+    for path in paths:
+        log(f"running {path.name} ...")
+        start = time.perf_counter()
+        run_notebook(path, env, executed_dir)
+        seconds[path.stem] = time.perf_counter() - start
+        log(f"  {path.name}: {format_seconds(seconds[path.stem])}")
+    # Rows left by earlier runs of the other notebooks still count.
+    table = summary.gather(figures_dir, [p.stem for p in notebook_paths()])
+    text = summary_text(table, seconds, quick)
+    write_atomically(figures_dir / "summary.md", text.encode())
+    if readme is not None:
+        readme = Path(readme)
+        write_atomically(readme, summary.replace_readme_block(readme.read_text(), text).encode())
+    log(f"summary in {figures_dir / 'summary.md'}; total {format_seconds(sum(seconds.values()))}")
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m helpers.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small, fast runs (NB_QUICK=1), not into figures/")
+    parser.add_argument("--figures-dir", help="where figures and summary.md go (default: figures/, or "
+                                              "results/quick/ with --quick)")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="cache of finished runs (default %(default)s)")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone (it is never touched with --quick)")
+    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered one, in order)")
+    args = parser.parse_args(argv)
+    readme = None if args.quick or args.no_readme else REPO / "README.md"
+    try:
+        run_report(args.quick, args.figures_dir, args.cache_dir, readme, args.notebooks or None)
+    except HelpersError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1. Gradient check
+#
+# Before anything is trained, the analytic gradients of `helpers.network` are
+# compared with numerical ones, in float64. The checks follow the report's
+# sequence, from a tiny network, where a mistake is cheap to find, up to the
+# full 3072 features: 3 images, lambda 0 and one hidden layer of 50 on the
+# first 10 features; then 10 images and lambda 0.005; then 1000 features and
+# two hidden layers; then all 3072 features and 100 images. Every network has
+# batch normalization and is He-initialized.
+#
+# Each case is checked with two finite differences, step h = 1e-6:
+# centered, (f(θ + h) − f(θ − h)) / 2h, with an error of order h², the
+# package's default; and forward, (f(θ + h) − f(θ)) / h, with an error of
+# order h, the report's. The relative error of a parameter is
+# max|a − n| / max(1e-12, max(|a| + |n|)) over its entries
+# (`helpers.gradcheck.relative_error`).
+
+# %% tags=["parameters"]
+import os
+
+QUICK = os.environ.get("NB_QUICK", "0") not in ("", "0")  # NB_QUICK=1: small, fast runs (CI)
+N_FULL = 20 if QUICK else 100  # images in the last, full-size check
+FIGURES = os.environ.get("NB_FIGURES_DIR", "../results/quick" if QUICK else "../figures")
+
+# %%
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path("..").resolve()))  # the repository root, which holds helpers/
+# %matplotlib inline
+from IPython.display import display
+
+from helpers import checks, plots, summary
+from helpers.data import load_cifar10
+
+# %% [markdown]
+# The images come from `data_batch_1`, as in `python -m helpers gradcheck`.
+
+# %%
+cifar = load_cifar10(split="small")
+results = [checks.run_case(case, cifar.train.X, cifar.train.y) for case in checks.report_cases(N_FULL)]
+for result in results:
+    display(checks.side_by_side(result))
+
+# %% [markdown]
+# With batch normalization the bias b of a hidden layer is cancelled by the
+# mean subtraction, so the network leaves it out ("unused"): its gradient is
+# exactly zero, and there is nothing to check. Every other parameter agrees
+# to many digits. The centered differences are far more precise than the
+# forward ones, for about twice the time: two forward passes per entry
+# instead of one.
+
+# %%
+fig = plots.gradcheck_figure(results)
+plots.save_figure(fig, "01_gradient_check", FIGURES)
+fig
+
+# %% [markdown]
+# ## Against the report
+#
+# The report gives the range of the forward-difference errors of W and gamma
+# in the full-size case, and the time of that check.
+
+# %%
+full = results[-1]
+low, high = checks.error_range(full, "forward", kinds=("W", "gamma"))
+summary.compare(
+    "01_gradient_check",
+    {"gradcheck/forward_errors": f"{low:.0e} to {high:.0e}", "gradcheck/forward_seconds": full["seconds"]["forward"]},
+    FIGURES,
+)

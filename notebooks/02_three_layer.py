@@ -1,0 +1,78 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Three layers, with and without batch normalization
+#
+# The report's network, 3072 → 50 → 50 → 10, trained with its settings:
+# He initialization, mini-batches of 100, a cyclical learning rate between
+# 1e-5 and 1e-1 with n_s = 2250 (five epochs), two cycles (9,000 update
+# steps), lambda 0.005; 45,000 training images, 5,000 for validation, and the
+# 10,000 test images. The ensemble averages the softmax outputs of the
+# snapshots taken each time the learning rate is back at its minimum.
+#
+# A run trained before with the same settings on the same data is recalled
+# from the cache (`results/cache/`) instead of being trained again.
+
+# %% tags=["parameters"]
+import os
+
+QUICK = os.environ.get("NB_QUICK", "0") not in ("", "0")  # NB_QUICK=1: small, fast runs (CI)
+N_TRAIN = 5000 if QUICK else None  # training images (None: all 45,000)
+N_S = 100 if QUICK else None  # steps per half cycle (None: five epochs, 2250)
+FIGURES = os.environ.get("NB_FIGURES_DIR", "../results/quick" if QUICK else "../figures")
+CACHE = os.environ.get("NB_CACHE_DIR", "../results/cache")
+
+# %%
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path("..").resolve()))  # the repository root, which holds helpers/
+# %matplotlib inline
+from helpers import plots, summary
+from helpers.cache import cached_experiment
+from helpers.data import load_cifar10
+from helpers.training import TrainConfig
+
+# %%
+cifar = load_cifar10(split="report", n_train=N_TRAIN)
+configs = {
+    "no BN": TrainConfig(hidden=(50, 50), batch_norm=False, n_s=N_S),
+    "BN": TrainConfig(hidden=(50, 50), batch_norm=True, n_s=N_S),
+}
+runs = {label: cached_experiment(config, cifar, CACHE) for label, config in configs.items()}
+
+# %% [markdown]
+# Cost (loss plus the L2 term), loss and accuracy on the training and the
+# validation images, ten times per cycle, as in the report's figures.
+
+# %%
+fig = plots.curves_figure(runs, "3-layer network [50, 50]")
+plots.save_figure(fig, "02_three_layer_curves", FIGURES)
+fig
+
+# %%
+summary.accuracy_table(runs)
+
+# %% [markdown]
+# ## Against the report
+
+# %%
+summary.compare(
+    "02_three_layer",
+    {"three_layer/no_bn": runs["no BN"]["test_accuracy"], "three_layer/bn": runs["BN"]["test_accuracy"]},
+    FIGURES,
+)

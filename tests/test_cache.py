@@ -1,0 +1,151 @@
+import json
+import os
+from dataclasses import replace
+
+import pytest
+
+from helpers import cache
+from helpers.data import load_cifar10
+from helpers.training import TrainConfig
+
+TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
+
+
+@pytest.fixture
+def cifar(fake_cifar):
+    """The fake CIFAR-10 of conftest, split "small": 20 training, 20 validation, 20 test images."""
+    return load_cifar10(fake_cifar, split="small")
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """The configurations actually trained (not recalled) by helpers.cache, in order."""
+    trained = []
+    real = cache.run_experiment
+
+    def counting(config, cifar, progress=True):
+        trained.append(config)
+        return real(config, cifar, progress=False)
+
+    monkeypatch.setattr(cache, "run_experiment", counting)
+    return trained
+
+
+def test_a_finished_run_is_recalled_not_trained_again(cifar, tmp_path, trainings):
+    first = cache.cached_experiment(TINY, cifar, tmp_path)
+    again = cache.cached_experiment(TINY, cifar, tmp_path)
+    assert trainings == [TINY]
+    assert again == json.loads(json.dumps(first))
+    assert cache.lookup(TINY, cifar, tmp_path) == again
+    (entry,) = tmp_path.glob("*.json")
+    assert entry == cache.entry_path(TINY, cifar, tmp_path)
+    assert json.loads(entry.read_text())["summary"]["config"] == TINY.to_dict()
+
+
+def test_a_lookup_alone_stores_nothing(cifar, tmp_path):
+    assert cache.lookup(TINY, cifar, tmp_path / "cache") is None
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [dict(lam=0.01), dict(batch_norm=False), dict(hidden=(9,)), dict(init=1e-3), dict(seed=1), dict(cycles=2),
+     dict(n_s=3), dict(eta_max=0.05), dict(n_batch=5), dict(alpha=0.8), dict(evals_per_cycle=2)],
+)
+def test_every_setting_is_part_of_the_key(cifar, change):
+    data = cache.data_identity(cifar)
+    assert cache.run_key(replace(TINY, **change), data) != cache.run_key(TINY, data)
+    assert cache.run_key(replace(TINY), data) == cache.run_key(TINY, data)
+
+
+def test_the_data_is_part_of_the_key(fake_cifar, tmp_path):
+    from conftest import write_fake_cifar
+
+    whole = cache.data_identity(load_cifar10(fake_cifar, split="small"))
+    fewer = cache.data_identity(load_cifar10(fake_cifar, split="small", n_train=10))
+    # Another copy of the data set, in a folder of the same name elsewhere: other pixels, other labels.
+    other = cache.data_identity(load_cifar10(write_fake_cifar(tmp_path / "other", seed=1), split="small"))
+    keys = {cache.run_key(TINY, data) for data in (whole, fewer, other)}
+    assert len(keys) == 3
+    assert fewer["n_train"] == 10 and whole["n_train"] == 20
+    assert cache.data_identity(load_cifar10(fake_cifar, split="small")) == whole
+
+
+def test_the_split_is_part_of_the_key(cifar_dir):
+    report = cache.data_identity(load_cifar10(cifar_dir, split="report", n_train=10000))
+    small = cache.data_identity(load_cifar10(cifar_dir, split="small"))
+    assert report["n_train"] == small["n_train"] == 10000
+    assert report["digest"] != small["digest"]
+
+
+def test_the_key_ignores_the_order_of_the_settings(cifar):
+    data = cache.data_identity(cifar)
+    assert cache.run_key(TINY, dict(reversed(data.items()))) == cache.run_key(TINY, data)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b'{"version": 1, "key": "', b"\xff\xfe not utf-8", b"[1, 2, 3]", b'{"summary": {}}', b"null",
+     b'{"version": 0, "key": "KEY", "summary": {}}', b'{"version": 1, "key": "another", "summary": {}}'],
+)
+def test_a_damaged_entry_is_trained_again_and_replaced(cifar, tmp_path, trainings, damage):
+    path = cache.entry_path(TINY, cifar, tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(damage.replace(b"KEY", path.stem.encode()))
+    with pytest.warns(UserWarning, match="damaged cache entry"):
+        summary = cache.cached_experiment(TINY, cifar, tmp_path)
+    assert trainings == [TINY]
+    assert json.loads(path.read_text())["summary"] == json.loads(json.dumps(summary))
+    assert cache.cached_experiment(TINY, cifar, tmp_path) == json.loads(json.dumps(summary))
+    assert trainings == [TINY]
+
+
+def test_a_run_that_cannot_be_stored_is_returned_with_a_warning(cifar, tmp_path, trainings):
+    cache.entry_path(TINY, cifar, tmp_path).mkdir(parents=True)  # a folder where the file should be
+    with pytest.warns(UserWarning) as warned:
+        summary = cache.cached_experiment(TINY, cifar, tmp_path)
+    assert "damaged cache entry" in str(warned[0].message)
+    assert "Could not store" in str(warned[-1].message)
+    assert summary["config"] == TINY.to_dict()
+    assert trainings == [TINY]
+    assert [p.name for p in tmp_path.iterdir() if p.name != "data"] == [cache.entry_path(TINY, cifar, tmp_path).name]
+
+
+def test_an_interrupted_run_is_not_stored(cifar, tmp_path, monkeypatch):
+    def interrupted(config, cifar, progress=True):
+        return {"interrupted": True, "test_accuracy": 0.1}, None
+
+    monkeypatch.setattr(cache, "run_experiment", interrupted)
+    assert cache.cached_experiment(TINY, cifar, tmp_path)["interrupted"]
+    assert cache.lookup(TINY, cifar, tmp_path) is None
+
+
+def test_write_atomically_replaces_the_whole_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "sub" / "entry.json"
+    cache.write_atomically(path, b"old")
+    cache.write_atomically(path, b"new content")
+    assert path.read_bytes() == b"new content"
+    assert os.listdir(path.parent) == ["entry.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "entry.json"
+    cache.write_atomically(path, b"old")
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        cache.write_atomically(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["entry.json"]
+
+
+def test_folder_for_is_keyed_by_settings_and_data(cifar, fake_cifar):
+    folder = cache.folder_for("search", {"coarse": 10}, cifar, "/c")
+    assert folder.parent.as_posix() == "/c" and folder.name.startswith("search-")
+    assert cache.folder_for("search", {"coarse": 10}, cifar, "/c") == folder
+    assert cache.folder_for("search", {"coarse": 9}, cifar, "/c") != folder
+    fewer = load_cifar10(fake_cifar, split="small", n_train=10)
+    assert cache.folder_for("search", {"coarse": 10}, fewer, "/c") != folder

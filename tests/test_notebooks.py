@@ -1,0 +1,145 @@
+"""The notebooks: committed clean, paired with their py:percent twins, and running in quick mode.
+
+The quick run executes every notebook once, as the main job does
+(helpers.report, NB_QUICK=1), into temporary folders: a fresh cache, so that
+every run is really trained, and no committed figure is touched.
+"""
+
+import json
+import shutil
+
+import jupytext
+import nbformat
+import pytest
+
+from helpers import report, summary
+
+NOTEBOOKS = report.notebook_paths()
+FIGURES = {
+    "01_gradient_check": ["01_gradient_check"],
+    "02_three_layer": ["02_three_layer_curves"],
+    "03_nine_layer": ["03_nine_layer_curves"],
+    "04_lambda_search": ["04_lambda_search", "04_final_model_curves"],
+    "05_init_sensitivity": ["05_init_sensitivity"],
+}
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def cells(notebook):
+    """What a reader sees of each cell: its type, its source, and its tags."""
+    return [(c.cell_type, c.source.strip(), c.metadata.get("tags", [])) for c in notebook.cells]
+
+
+def test_there_are_the_five_notebooks():
+    assert [p.stem for p in NOTEBOOKS] == list(FIGURES)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_agrees_with_its_py_percent_twin(path):
+    twin = path.with_suffix(".py")
+    assert twin.is_file(), f"{twin.name} is missing: run `jupytext --sync {path}`"
+    assert twin.read_text().startswith("# ---\n# jupyter:\n#   jupytext:")
+    notebook, script = jupytext.read(path), jupytext.read(twin)
+    assert cells(script) == cells(notebook), f"{path.name} and {twin.name} differ: run `jupytext --sync {path}`"
+    assert notebook.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_is_committed_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_has_one_parameters_cell_first_that_reads_quick_mode(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0]
+    assert 'os.environ.get("NB_QUICK"' in tagged[0].source
+    assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """Every notebook run once in quick mode by the main job, into temporary folders."""
+    root = tmp_path_factory.mktemp("quick")
+    readme = root / "README.md"
+    shutil.copy(report.REPO / "README.md", readme)
+    text = report.run_report(quick=True, figures_dir=root / "figures", cache_dir=root / "cache", readme=readme,
+                             executed_dir=root / "executed", log=lambda message: None)
+    return root, text
+
+
+def test_the_quick_run_fills_every_row_of_the_summary(quick_run):
+    root, text = quick_run
+    assert (root / "figures" / "summary.md").read_text() == text
+    assert "not run" not in text
+    for claim in summary.REPORT:
+        assert f"| {claim.experiment} | {claim.quantity} |" in text
+    assert "NB_QUICK=1" in text
+
+
+@pytest.mark.parametrize("notebook", FIGURES)
+def test_the_quick_run_exports_each_figure_as_png_and_pdf(quick_run, notebook):
+    root, _ = quick_run
+    for name in FIGURES[notebook]:
+        assert (root / "figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+        assert (root / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("notebook", FIGURES)
+def test_each_executed_notebook_shows_its_figures_and_ends_with_the_comparison(quick_run, notebook):
+    root, _ = quick_run
+    executed = nbformat.read(root / "executed" / f"{notebook}.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(FIGURES[notebook])
+    last = [c for c in executed.cells if c.cell_type == "code"][-1]
+    assert "| report | ours | difference |" in last.outputs[0]["data"]["text/markdown"]
+
+
+@pytest.mark.parametrize("notebook", ["04_lambda_search", "05_init_sensitivity"])
+def test_the_sliders_are_shown(quick_run, notebook):
+    root, _ = quick_run
+    executed = nbformat.read(root / "executed" / f"{notebook}.ipynb", as_version=4)
+    assert any(WIDGET in o.get("data", {}) for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_the_quick_run_puts_the_summary_into_the_readme(quick_run):
+    root, text = quick_run
+    readme = (root / "README.md").read_text()
+    assert f"{summary.README_BEGIN}\n{text.rstrip()}\n{summary.README_END}" in readme
+    original = (report.REPO / "README.md").read_text()
+    assert readme.split(summary.README_BEGIN)[0] == original.split(summary.README_BEGIN)[0]
+    assert readme.split(summary.README_END)[1] == original.split(summary.README_END)[1]
+
+
+def test_running_a_notebook_again_recalls_its_runs_from_the_cache(quick_run):
+    root, _ = quick_run
+    entries = {p: p.stat().st_mtime_ns for p in (root / "cache").glob("*.json")}
+    searches = {p: p.stat().st_mtime_ns for p in (root / "cache").glob("lambda-search-*/runs.jsonl")}
+    assert entries and searches
+    report.run_report(quick=True, figures_dir=root / "figures", cache_dir=root / "cache",
+                      notebooks=[report.NOTEBOOKS_DIR / "04_lambda_search.ipynb"],
+                      executed_dir=root / "again", log=lambda message: None)
+    assert {p: p.stat().st_mtime_ns for p in (root / "cache").glob("*.json")} == entries
+    assert {p: p.stat().st_mtime_ns for p in (root / "cache").glob("lambda-search-*/runs.jsonl")} == searches
+    rows = json.loads((root / "figures" / "04_lambda_search.rows.json").read_text())
+    assert set(rows["ours"]) == {"lambda/stage_1", "lambda/stage_2", "lambda/stage_3", "lambda/best", "lambda/final"}
+
+
+def test_a_failing_notebook_stops_the_job_with_its_name(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("1 / 0")]
+    path = tmp_path / "09_broken.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(report.NotebookError, match="09_broken.ipynb failed") as failure:
+        report.run_notebook(path, report.notebook_env(True, tmp_path, tmp_path), tmp_path / "executed")
+    assert "ZeroDivisionError" in str(failure.value)
+    executed = nbformat.read(tmp_path / "executed" / "09_broken.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0].output_type == "error"

@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from helpers import plots
+
+
+def fake_run(test_accuracy=0.5, steps=(0, 10, 20), shift=0.0):
+    """A run summary with just what the figures read."""
+    n = len(steps)
+    history = {"step": list(steps)}
+    for part in ("train", "val"):
+        history[f"{part}_cost"] = list(np.linspace(3, 2, n) + shift)
+        history[f"{part}_loss"] = list(np.linspace(2.5, 1.5, n) + shift)
+        history[f"{part}_accuracy"] = list(np.linspace(0.1, 0.5, n))
+    return {"test_accuracy": test_accuracy, "history": history}
+
+
+def test_curves_figure_has_a_row_of_cost_loss_accuracy_per_run():
+    runs = {"no BN": fake_run(0.5337), "BN": fake_run(0.4971, shift=0.1)}
+    fig = plots.curves_figure(runs, "3-layer")
+    assert isinstance(fig, Figure)
+    axes = fig.axes
+    assert len(axes) == 6
+    assert [ax.get_title() for ax in axes[:3]] == ["no BN: cost", "no BN: loss", "no BN: accuracy (test 53.37 %)"]
+    assert axes[5].get_title() == "BN: accuracy (test 49.71 %)"
+    train, val = axes[4].get_lines()
+    np.testing.assert_allclose(train.get_ydata(), runs["BN"]["history"]["train_loss"])
+    np.testing.assert_allclose(axes[2].get_lines()[1].get_ydata(), [10, 30, 50])  # accuracies in percent
+    assert fig.get_suptitle() == "3-layer"
+
+
+def test_sensitivity_figure_is_a_grid_of_sigma_by_batch_norm():
+    runs = {(s, bn): fake_run(0.1 if s < 0.01 and not bn else 0.5) for s in (1e-1, 1e-3, 1e-4) for bn in (False, True)}
+    fig = plots.sensitivity_figure(runs)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["sigma = 0.1, no BN: test 50.00 %", "sigma = 0.1, BN: test 50.00 %"]
+    assert titles[4] == "sigma = 0.0001, no BN: test 10.00 %"
+    assert len(fig.axes) == 6
+
+
+def test_sensitivity_figure_leaves_a_missing_run_blank():
+    fig = plots.sensitivity_figure({(1e-1, True): fake_run()})
+    no_bn, bn = fig.axes
+    assert not no_bn.axison and bn.get_title().startswith("sigma = 0.1, BN")
+
+
+def search_results():
+    records = [
+        {"stage": 1, "lam": 1e-4, "val_accuracy": 0.40},
+        {"stage": 1, "lam": 1e-2, "val_accuracy": 0.45},
+        {"stage": 2, "lam": 5e-3, "val_accuracy": 0.47},
+        {"stage": 2, "lam": 2e-2, "val_accuracy": 0.46},
+        {"stage": 2, "lam": 2e-2, "val_accuracy": 0.46},  # recorded twice: drawn once
+        {"stage": 1, "lam": 0.5, "val_accuracy": 0.3},  # from another search in the same file
+    ]
+    search = {"stages": [
+        {"stage": 1, "lam_range": [1e-5, 1e-1], "lams": [1e-4, 1e-2], "best": records[1]},
+        {"stage": 2, "lam_range": [1e-3, 1e-1], "lams": [5e-3, 2e-2], "best": records[2]},
+    ]}
+    return search, records
+
+
+def test_search_figure_draws_each_stage_and_stars_its_best():
+    fig = plots.search_figure(*search_results())
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log"
+    points = [c.get_offsets() for c in ax.collections]
+    assert len(points) == 4  # per stage: its runs, then its star
+    np.testing.assert_allclose(points[0], [[1e-4, 40], [1e-2, 45]])
+    np.testing.assert_allclose(points[1], [[1e-2, 45]])
+    np.testing.assert_allclose(points[2], [[5e-3, 47], [2e-2, 46]])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "stage 1: 2 runs in [1.0e-05, 1.0e-01]", "stage 2: 2 runs in [1.0e-03, 1.0e-01]"]
+
+
+def test_gradcheck_figure_leaves_out_the_unused_parameters():
+    errors = {"W1": 1e-9, "b1": 0.0, "gamma1": 2e-9, "beta1": 3e-9, "W2": 1e-9, "b2": 1e-9}
+    result = {"title": "case", "errors": {"centered": errors, "forward": {k: 1e3 * v for k, v in errors.items()}},
+              "seconds": {"centered": 1.0, "forward": 0.5}, "unused": ["b1"]}
+    fig = plots.gradcheck_figure([result, result])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["W1", "gamma1", "beta1", "W2", "b2"]
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["centered (1.00 s)", "forward (0.50 s)"]
+
+
+def figures():
+    search, records = search_results()
+    return {
+        "curves": lambda: plots.curves_figure({"BN": fake_run()}, "title"),
+        "sensitivity": lambda: plots.sensitivity_figure({(1e-3, False): fake_run(), (1e-3, True): fake_run()}),
+        "search": lambda: plots.search_figure(search, records),
+    }
+
+
+@pytest.mark.parametrize("kind", ["curves", "sensitivity", "search"])
+def test_saving_gives_the_same_bytes_every_time(kind, tmp_path):
+    make = figures()[kind]
+    png, pdf = plots.save_figure(make(), "figure", tmp_path / "a")
+    first = png.read_bytes(), pdf.read_bytes()
+    plots.save_figure(make(), "figure", tmp_path / "b")  # a new figure with the same content
+    fig = make()
+    plots.save_figure(fig, "figure", tmp_path / "a")  # overwriting
+    plots.save_figure(fig, "figure", tmp_path / "a")  # the same figure again
+    for folder in ("a", "b"):
+        assert (tmp_path / folder / "figure.png").read_bytes() == first[0]
+        assert (tmp_path / folder / "figure.pdf").read_bytes() == first[1]
+    assert first[0].startswith(b"\x89PNG") and first[1].startswith(b"%PDF")
+    assert b"Software" not in first[0] and b"CreationDate" not in first[1]
+
+
+def test_save_figure_names_the_files_after_the_figure(tmp_path):
+    paths = plots.save_figure(plots.curves_figure({"BN": fake_run()}), "02_three_layer_curves", tmp_path / "new")
+    assert [p.name for p in paths] == ["02_three_layer_curves.png", "02_three_layer_curves.pdf"]
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["02_three_layer_curves.pdf",
+                                                                     "02_three_layer_curves.png"]
+
+
+def test_different_content_gives_different_bytes():
+    a = plots.figure_bytes(plots.curves_figure({"BN": fake_run(0.5)}), "png")
+    b = plots.figure_bytes(plots.curves_figure({"BN": fake_run(0.6)}), "png")
+    assert a != b
+
+
+def test_the_style_does_not_leak_into_global_settings():
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    plots.curves_figure({"BN": fake_run()})
+    assert dict(matplotlib.rcParams) == before

@@ -1,0 +1,154 @@
+"""The pieces of the main job that need no kernel: report numbers, tables, gradient-check cases."""
+
+import json
+
+import pytest
+
+from helpers import checks, report, summary
+from helpers.data import load_cifar10
+from helpers.tables import Table
+
+
+def test_the_report_numbers_are_all_there_once():
+    keys = [claim.key for claim in summary.REPORT]
+    assert len(keys) == len(set(keys)) == 17
+    values = {claim.key: claim.value for claim in summary.REPORT}
+    assert values["three_layer/no_bn"] == 53.37 and values["nine_layer/bn"] == 49.77
+    assert values["lambda/best"] == 0.000715 and values["lambda/final"] == 50.37
+    assert values["sigma/1e-4/bn"] == 48.03
+    assert values["gradcheck/forward_seconds"] == 480
+
+
+def test_compare_shows_report_ours_and_difference_and_writes_the_rows(tmp_path):
+    table = summary.compare("02_three_layer", {"three_layer/no_bn": 0.5261, "three_layer/bn": 0.5310}, tmp_path)
+    assert table.header == ["experiment", "quantity", "report", "ours", "difference"]
+    assert table.rows == [
+        ["3-layer [50, 50], no BN", "test accuracy", "53.37 %", "52.61 %", "-0.76 pp"],
+        ["3-layer [50, 50], BN", "test accuracy", "49.71 %", "53.10 %", "+3.39 pp"],
+    ]
+    record = json.loads((tmp_path / "02_three_layer.rows.json").read_text())
+    assert record["ours"] == {"three_layer/no_bn": 0.5261, "three_layer/bn": 0.5310}
+
+
+def test_compare_formats_times_lambdas_and_text():
+    table = summary.compare("x", {"gradcheck/forward_seconds": 4.8, "lambda/best": 0.00143,
+                                  "gradcheck/forward_errors": "1e-07 to 4e-07"})
+    assert table.rows == [
+        [summary.GRADCHECK, "time", "8.0 min", "4.8 s", "x 0.01"],
+        ["lambda search, all stages", "best lambda", "0.000715", "0.00143", "x 2"],
+        [summary.GRADCHECK, "relative errors of W and gamma", "1e-5 to 5e-4", "1e-07 to 4e-07", "-"],
+    ]
+
+
+def test_compare_refuses_a_number_the_report_does_not_give():
+    with pytest.raises(KeyError, match="three_layer/bm"):
+        summary.compare("x", {"three_layer/bm": 0.5})
+
+
+def test_gather_puts_every_claim_in_the_summary_in_notebook_order(tmp_path):
+    summary.compare("05_init_sensitivity", {"sigma/1e-1/bn": 0.52}, tmp_path)
+    summary.compare("02_three_layer", {"three_layer/bn": 0.53}, tmp_path)
+    table = summary.gather(tmp_path, ["02_three_layer", "03_nine_layer", "05_init_sensitivity"])
+    assert len(table.rows) == len(summary.REPORT)
+    assert table.rows[0][:2] == ["02_three_layer", "3-layer [50, 50], BN"]
+    assert table.rows[1][:2] == ["05_init_sensitivity", "sigma 1e-1, BN"]
+    not_run = [row for row in table.rows if row[4] == "not run"]
+    assert len(not_run) == len(summary.REPORT) - 2
+    assert {row[1] for row in not_run} >= {"9-layer, BN", "lambda search, stage 1 (coarse)"}
+
+
+def test_the_readme_block_is_replaced_and_the_rest_kept():
+    readme = f"# Title\n\nbefore\n\n{summary.README_BEGIN}\nold table\n{summary.README_END}\n\nafter\n"
+    new = summary.replace_readme_block(readme, "new table\n")
+    assert new == f"# Title\n\nbefore\n\n{summary.README_BEGIN}\nnew table\n{summary.README_END}\n\nafter\n"
+    assert summary.replace_readme_block(new, "new table") == new
+
+
+@pytest.mark.parametrize("readme", ["no markers", f"{summary.README_END}\n{summary.README_BEGIN}\n",
+                                    f"{summary.README_BEGIN}\na\n{summary.README_END}\n" * 2])
+def test_a_readme_without_its_markers_is_refused(readme):
+    with pytest.raises(ValueError, match="must hold"):
+        summary.replace_readme_block(readme, "table")
+
+
+def test_the_report_numbers_satisfy_the_report_conclusion():
+    theirs = {(sigma, bn): summary.CLAIMS[summary.sigma_key(sigma, bn)].value / 100
+              for sigma in summary.SIGMAS for bn in (False, True)}
+    table = summary.sensitivity_conclusion(theirs)
+    assert [row[-1] for row in table.rows] == ["yes", "yes", "yes"]
+    assert table.rows[1][1] == table.rows[1][2] == "51.66 %, 50.63 %, 48.03 %"
+    broken = {**theirs, (1e-3, False): 0.35, (1e-4, True): 0.2}
+    assert [row[-1] for row in summary.sensitivity_conclusion(broken).rows] == ["no", "no", "yes"]
+
+
+def run(test, ensemble=0.52, snapshots=2):
+    return {"test_accuracy": test, "ensemble_test_accuracy": ensemble, "snapshots": snapshots,
+            "val_accuracy": 0.54, "steps": 9000, "n_train": 45000, "train_seconds": 9.4}
+
+
+def test_accuracy_table_one_row_per_run():
+    table = summary.accuracy_table({"BN": run(0.531), "one cycle": run(0.5, None, 0)})
+    assert table.rows[0] == ["BN", "53.10 %", "52.00 % (2 snapshots)", "54.00 %", "9,000", "45,000", "9.4 s"]
+    assert table.rows[1][2] == "-"
+
+
+def test_search_table_one_row_per_stage():
+    best = {"lam": 0.000715, "val_accuracy": 0.5081, "test_accuracy": 0.5}
+    search = {"stages": [{"stage": 3, "lam_range": [10 ** -4.1, 10 ** -3.9], "lams": [1] * 10, "best": best}]}
+    assert summary.search_table(search).rows == [[3, "[7.94e-05, 1.26e-04]", 10, "0.000715", "50.81 %", "50.00 %"]]
+
+
+def test_a_table_is_markdown_and_escapes_bars():
+    table = Table(["a", "b"], [[1, "x | y"]], caption="**c**")
+    assert str(table) == "**c**\n\n| a | b |\n| --- | --- |\n| 1 | x \\| y |\n"
+    assert table._repr_markdown_() == str(table)
+
+
+def test_the_gradient_checks_follow_the_report_sequence():
+    cases = checks.report_cases(n_full=100)
+    assert [(c.n, c.dim, c.hidden, c.lam) for c in cases] == [
+        (3, 10, (50,), 0.0), (10, 10, (50,), 0.005), (10, 1000, (50, 50), 0.005), (100, 3072, (50, 50), 0.005)]
+    assert checks.report_cases(n_full=20)[-1].n == 20
+    assert cases[0].title == "3 images, 10 features, hidden [50], BN, lambda 0"
+
+
+def test_a_gradient_check_case_compares_both_differences(fake_cifar):
+    cifar = load_cifar10(fake_cifar, split="small")
+    result = checks.run_case(checks.Case(n=5, dim=12, hidden=(6, 4), lam=0.01), cifar.train.X, cifar.train.y)
+    assert result["unused"] == ["b1", "b2"]
+    for method in checks.METHODS:
+        assert set(result["errors"][method]) == {"W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2",
+                                                 "W3", "b3"}
+        assert result["seconds"][method] > 0
+    used = [name for name in result["errors"]["centered"] if name not in result["unused"]]
+    assert max(result["errors"]["centered"][n] for n in used) < 1e-6
+    assert max(result["errors"]["forward"][n] for n in used) < 1e-3
+    low, high = checks.error_range(result, "forward")
+    assert 0 < low <= high < 1e-3
+    table = checks.side_by_side(result)
+    assert table.header == ["layer", "W", "b", "gamma", "beta"]
+    assert [row[0] for row in table.rows] == [1, 2, 3]
+    assert table.rows[0][2] == "unused" and table.rows[2][3] == "-"
+    assert " / " in table.rows[2][2]
+
+
+def test_the_summary_says_how_it_was_made():
+    table = Table(["a"], [["1"]])
+    text = report.summary_text(table, {"01_gradient_check": 12.3, "04_lambda_search": 200}, quick=False)
+    assert "`make report`" in text and "cifar-10-batches-py" in text
+    assert "Wall time 3 min 32 s: 01_gradient_check 12 s, 04_lambda_search 3 min 20 s." in text
+    assert text.endswith(table.to_markdown())
+    assert "not comparable" in report.summary_text(table, {}, quick=True)
+
+
+def test_the_notebooks_are_found_in_order():
+    assert [p.name for p in report.notebook_paths()] == [
+        "01_gradient_check.ipynb", "02_three_layer.ipynb", "03_nine_layer.ipynb", "04_lambda_search.ipynb",
+        "05_init_sensitivity.ipynb"]
+
+
+def test_the_kernel_environment_carries_the_settings(tmp_path):
+    env = report.notebook_env(True, tmp_path / "f", tmp_path / "c")
+    assert env["NB_QUICK"] == "1" and env["TQDM_DISABLE"] == "1"
+    assert env["NB_FIGURES_DIR"] == str(tmp_path / "f") and env["NB_CACHE_DIR"] == str(tmp_path / "c")
+    assert report.notebook_env(False, "f", "c")["NB_QUICK"] == "0"
