@@ -50,7 +50,7 @@ def curves_figure(runs, title=None):
     """Training and validation cost, loss and accuracy against the update step.
 
     runs: {label: summary of helpers.experiments.run_experiment}; one row of
-    three panels per run, the accuracy panel titled with the test accuracy.
+    three panels per run, the final test accuracy dashed on the accuracy panel.
     """
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(10, 2.6 * len(runs) + 0.4), layout="constrained")
@@ -61,9 +61,10 @@ def curves_figure(runs, title=None):
                     ax.plot(*curve(summary["history"], part, quantity), label=name)
                 ax.set_title(f"{label}: {quantity}")
                 ax.set_xlabel("update step")
+            test = 100 * summary["test_accuracy"]
+            row[-1].axhline(test, color="gray", linestyle="--", linewidth=0.8, label=f"test, final: {test:.2f} %")
             row[-1].set_ylabel("accuracy (%)")
-            row[-1].set_title(f"{label}: accuracy (test {100 * summary['test_accuracy']:.2f} %)")
-            row[0].legend()
+            row[-1].legend(loc="lower right")
         if title:
             fig.suptitle(title)
     return fig
@@ -147,7 +148,7 @@ def gradcheck_figure(results):
             ax.set_xticks(x, names)
             ax.set_ylabel("relative error")
             ax.set_title(result["title"])
-            ax.legend(loc="upper right", ncols=2)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, never over them
         fig.suptitle("Analytic against numerical gradients")
     return fig
 

@@ -22,11 +22,13 @@ def test_curves_figure_has_a_row_of_cost_loss_accuracy_per_run():
     assert isinstance(fig, Figure)
     axes = fig.axes
     assert len(axes) == 6
-    assert [ax.get_title() for ax in axes[:3]] == ["no BN: cost", "no BN: loss", "no BN: accuracy (test 53.37 %)"]
-    assert axes[5].get_title() == "BN: accuracy (test 49.71 %)"
+    assert [ax.get_title() for ax in axes[:3]] == ["no BN: cost", "no BN: loss", "no BN: accuracy"]
+    legend = [t.get_text() for t in axes[5].get_legend().get_texts()]
+    assert legend == ["training", "validation", "test, final: 49.71 %"]
     train, val = axes[4].get_lines()
     np.testing.assert_allclose(train.get_ydata(), runs["BN"]["history"]["train_loss"])
     np.testing.assert_allclose(axes[2].get_lines()[1].get_ydata(), [10, 30, 50])  # accuracies in percent
+    np.testing.assert_allclose(axes[2].get_lines()[2].get_ydata(), [53.37, 53.37])
     assert fig.get_suptitle() == "3-layer"
 
 
