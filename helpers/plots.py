@@ -105,16 +105,18 @@ def search_figure(search, records):
 
     search: the summary of helpers.search.run_search; records: the lines of
     its results file (dicts with "stage", "lam", "val_accuracy"). Only the
-    records of the search's own runs are drawn, each once.
+    records of the search's own runs are drawn, each once, in the order their
+    lambdas were drawn: parallel runs finish, and are recorded, in any order,
+    and the order of the points is written into the PDF.
     """
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(7, 3.6), layout="constrained")
         ax = fig.subplots()
         for stage in search["stages"]:
-            lams = set(stage["lams"])
-            runs = {r["lam"]: r for r in records if r["stage"] == stage["stage"] and r["lam"] in lams}
+            recorded = {r["lam"]: r for r in records if r["stage"] == stage["stage"]}
+            runs = [recorded[lam] for lam in stage["lams"] if lam in recorded]
             low, high = stage["lam_range"]
-            points = ax.scatter(list(runs), [100 * r["val_accuracy"] for r in runs.values()], s=18,
+            points = ax.scatter([r["lam"] for r in runs], [100 * r["val_accuracy"] for r in runs], s=18,
                                 label=f"stage {stage['stage']}: {len(runs)} runs in [{low:.1e}, {high:.1e}]")
             best = stage["best"]
             ax.scatter([best["lam"]], [100 * best["val_accuracy"]], s=120, marker="*",
@@ -133,6 +135,8 @@ def gradcheck_figure(results):
 
     results: from helpers.checks.run_case, one panel per case. The
     parameters the network leaves out (result["unused"]) are left out too.
+    The times are left to the tables: they change from run to run, and the
+    figure would change with them.
     """
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(10, 2.4 * len(results) + 0.4), layout="constrained")
@@ -142,8 +146,7 @@ def gradcheck_figure(results):
             names = [name for name in errors["centered"] if name not in result["unused"]]
             x = np.arange(len(names))
             for offset, method in ((-0.2, "centered"), (0.2, "forward")):
-                ax.bar(x + offset, [errors[method][n] for n in names], width=0.4,
-                       label=f"{method} ({result['seconds'][method]:.2f} s)")
+                ax.bar(x + offset, [errors[method][n] for n in names], width=0.4, label=method)
             ax.set_yscale("log")
             ax.set_xticks(x, names)
             ax.set_ylabel("relative error")

@@ -76,6 +76,14 @@ def test_search_figure_draws_each_stage_and_stars_its_best():
         "stage 1: 2 runs in [1.0e-05, 1.0e-01]", "stage 2: 2 runs in [1.0e-03, 1.0e-01]"]
 
 
+def test_search_figure_does_not_depend_on_the_order_runs_finished_in():
+    search, records = search_results()
+    shuffled = records[::-1]
+    for fmt in ("png", "pdf"):
+        assert plots.figure_bytes(plots.search_figure(search, shuffled), fmt) == plots.figure_bytes(
+            plots.search_figure(search, records), fmt)
+
+
 def test_gradcheck_figure_leaves_out_the_unused_parameters():
     errors = {"W1": 1e-9, "b1": 0.0, "gamma1": 2e-9, "beta1": 3e-9, "W2": 1e-9, "b2": 1e-9}
     result = {"title": "case", "errors": {"centered": errors, "forward": {k: 1e3 * v for k, v in errors.items()}},
@@ -84,7 +92,10 @@ def test_gradcheck_figure_leaves_out_the_unused_parameters():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["W1", "gamma1", "beta1", "W2", "b2"]
     assert ax.get_yscale() == "log"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["centered (1.00 s)", "forward (0.50 s)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["centered", "forward"]
+    faster = {**result, "seconds": {"centered": 0.1, "forward": 0.05}}
+    assert plots.figure_bytes(plots.gradcheck_figure([faster]), "pdf") == plots.figure_bytes(
+        plots.gradcheck_figure([result]), "pdf")
 
 
 def figures():
