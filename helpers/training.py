@@ -180,47 +180,56 @@ def train(config, train_set, val_set, progress=True):
     flat = flatten_parameters(net)
     running, running_views = flatten(list(net.running.values()))
     net.running = dict(zip(net.running, running_views))
-    rng = np.random.default_rng([config.seed, 1])
-    batches_per_epoch = n_train // config.n_batch
+    batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
     bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
-    t = 0
     try:
-        while t < total_steps:
-            order = rng.permutation(n_train)
-            for j in range(batches_per_epoch):
-                if t == total_steps:
-                    break
-                start = time.perf_counter()
-                idx = order[j * config.n_batch : (j + 1) * config.n_batch]
-                eta = cyclical_eta(t, config.eta_min, config.eta_max, n_s)
-                _, loss, grads, batch_stats = forward_backward(net, X[idx], y[idx], lam=0.0)
-                if not np.isfinite(loss):
-                    raise DivergedError(
-                        f"Training diverged: the loss became {loss} at step {t} (eta = {eta:.3g}). "
-                        "Lower eta_max or raise lam."
-                    )
-                sgd_update(flat, grads, eta, config.lam)
-                if batch_stats:
-                    # net.running is mu1, var1, mu2, var2, ...: views into `running`.
-                    moving_average(running, np.concatenate([s for pair in batch_stats for s in pair]), config.alpha)
-                result.etas[t] = eta
-                t += 1
-                result.steps = t
-                result.train_seconds += time.perf_counter() - start
-                if t % (2 * n_s) == 0:
-                    result.snapshots.append(copy_network(net))
-                if t % eval_every == 0 or t == total_steps:
-                    record(result, t, train_set, val_set)
-                    bar.set_postfix(cost=f"{result.history['train_cost'][-1]:.3f}")
-                bar.update(1)
+        for t in range(total_steps):
+            start = time.perf_counter()
+            X_batch, y_batch = next(batches)
+            eta = cyclical_eta(t, config.eta_min, config.eta_max, n_s)
+            _, loss, grads, batch_stats = forward_backward(net, X_batch, y_batch, lam=0.0)
+            if not np.isfinite(loss):
+                raise DivergedError(
+                    f"Training diverged: the loss became {loss} at step {t} (eta = {eta:.3g}). "
+                    "Lower eta_max or raise lam."
+                )
+            sgd_update(flat, grads, eta, config.lam)
+            if batch_stats:
+                # net.running is mu1, var1, mu2, var2, ...: views into `running`.
+                moving_average(running, np.concatenate([s for pair in batch_stats for s in pair]), config.alpha)
+            result.etas[t] = eta
+            result.steps = t + 1
+            result.train_seconds += time.perf_counter() - start
+            if result.steps % (2 * n_s) == 0:
+                result.snapshots.append(copy_network(net))
+            if result.steps % eval_every == 0 or result.steps == total_steps:
+                record(result, result.steps, train_set, val_set)
+                bar.set_postfix(cost=f"{result.history['train_cost'][-1]:.3f}")
+            bar.update(1)
     except KeyboardInterrupt:
         result.interrupted = True
-        if result.history["step"][-1] != t:
-            record(result, t, train_set, val_set)
+        if result.history["step"][-1] != result.steps:
+            record(result, result.steps, train_set, val_set)
     finally:
+        batches.close()
         bar.close()
     result.etas = result.etas[: result.steps]
     return result
+
+
+def minibatches(X, y, n_batch, rng):
+    """(X_batch, y_batch) pairs without end: epoch after epoch, each in a new random order.
+
+    X: (n, d), y: (n,) -> X_batch: (n_batch, d), y_batch: (n_batch,). An epoch
+    is n // n_batch batches; the last n % n_batch images of its order wait for
+    a later epoch. Each batch is gathered from a permutation of the indices,
+    never by shuffling (copying) the whole data set.
+    """
+    while True:
+        order = rng.permutation(len(X))
+        for j in range(len(X) // n_batch):
+            idx = order[j * n_batch : (j + 1) * n_batch]
+            yield X[idx], y[idx]
 
 
 def record(result, step, train_set, val_set):

@@ -135,3 +135,10 @@ def test_a_relu_kink_within_reach_of_the_step_is_handled():
     assert report["max_relative_error"] < 1e-6
     naive = naive_numerical_gradients(net, X, y, 0.0, 1e-6, "centered")
     assert relative_error(report["analytic"]["beta2"], naive["beta2"]) > 1e-3
+
+
+def test_forward_differences_give_exactly_zero_for_the_bias_that_batch_norm_cancels():
+    net, X, y = small_problem([10, 8, 6, 4], True, n=20)
+    report = check_gradients(net, X, y, 0.005, method="forward")
+    for name in ("b1", "b2"):
+        assert np.all(report["numerical"][name] == 0) and report["errors"][name] == 0
