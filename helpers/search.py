@@ -264,8 +264,9 @@ def process_pool(workers=None, blas_threads=1):
     """A pool of `workers` processes (default: one per core), each limited to blas_threads BLAS threads.
 
     One BLAS thread each: a run multiplies matrices of a few hundred thousand
-    entries, too small for a second thread to help much, while a second process
-    trains a second run at full speed. Workers are spawned, not forked: a fresh
+    entries, which a second BLAS thread speeds up only about 1.2 times, while
+    a second process trains a second run at full speed (see
+    benchmarks/search_speedup.py). Workers are spawned, not forked: a fresh
     interpreter inherits no threads, locks or loaded data from the parent.
     """
     return ProcessPoolExecutor(
