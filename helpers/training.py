@@ -123,6 +123,8 @@ class FlatParameters:
     names: list
     vector: np.ndarray
     n_weights: int
+    step: np.ndarray
+    """Scratch space for one update, kept so that no step allocates it anew."""
 
 
 def flatten_parameters(net):
@@ -131,7 +133,7 @@ def flatten_parameters(net):
     vector, views = flatten([net.params[name] for name in names])
     net.params = {name: views[names.index(name)] for name in net.params}
     n_weights = sum(net.params[name].size for name in names if name.startswith("W"))
-    return FlatParameters(names, vector, n_weights)
+    return FlatParameters(names, vector, n_weights, np.empty_like(vector))
 
 
 def flatten(arrays):
@@ -152,7 +154,7 @@ def sgd_update(flat, grads, eta, lam):
     grads are the gradients of the loss alone; the L2 term's gradient 2 lam W
     is applied as a decay of the weights, which spares a pass over them.
     """
-    step = np.concatenate([grads[name].ravel() for name in flat.names])
+    step = np.concatenate([grads[name].ravel() for name in flat.names], out=flat.step)
     step *= eta
     flat.vector[: flat.n_weights] *= 1 - 2 * eta * lam
     flat.vector -= step
