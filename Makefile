@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED_CIFAR := ../shared/cifar10/make_batches.py
 
-.PHONY: report test data lab
+.PHONY: report test data lab chromium
 
 report: $(VENV)/.runtime data
 	$(PY) -m helpers.report
@@ -15,8 +15,17 @@ report: $(VENV)/.runtime data
 lab: $(VENV)/.runtime data
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
 
-test: $(VENV)/.dev data
+test: $(VENV)/.dev data chromium
 	$(PY) -m pytest
+
+# The browser tests drive Debian's Chromium (browsers cannot be downloaded by
+# Playwright here). As root, install it; otherwise say how.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	  else echo "The browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium"; exit 1; fi; \
+	fi
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
