@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.data import find_batches_dir
+from helpers import cache
+from helpers.data import find_batches_dir, load_cifar10
 from helpers.errors import DataError
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -52,3 +53,23 @@ def write_fake_cifar(root: Path, n_per_batch: int = 20, seed: int = 0) -> Path:
 def fake_cifar(tmp_path) -> Path:
     """A fake cifar-10-batches-py folder, 20 random images per batch, under tmp_path/data."""
     return write_fake_cifar(tmp_path / "data")
+
+
+@pytest.fixture
+def cifar(fake_cifar):
+    """The fake CIFAR-10, split "small": 20 training, 20 validation, 20 test images."""
+    return load_cifar10(fake_cifar, split="small")
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """The configurations actually trained (not recalled from the cache) by helpers.cache, in order."""
+    trained = []
+    real = cache.run_experiment
+
+    def counting(config, cifar, progress=True):
+        trained.append(config)
+        return real(config, cifar, progress=False)
+
+    monkeypatch.setattr(cache, "run_experiment", counting)
+    return trained

@@ -11,24 +11,6 @@ from helpers.training import TrainConfig
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
 
 
-@pytest.fixture
-def cifar(fake_cifar):
-    """The fake CIFAR-10 of conftest, split "small": 20 training, 20 validation, 20 test images."""
-    return load_cifar10(fake_cifar, split="small")
-
-
-@pytest.fixture
-def trainings(monkeypatch):
-    """The configurations actually trained (not recalled) by helpers.cache, in order."""
-    trained = []
-    real = cache.run_experiment
-
-    def counting(config, cifar, progress=True):
-        trained.append(config)
-        return real(config, cifar, progress=False)
-
-    monkeypatch.setattr(cache, "run_experiment", counting)
-    return trained
 
 
 def test_a_finished_run_is_recalled_not_trained_again(cifar, tmp_path, trainings):

@@ -4,30 +4,12 @@ import ipywidgets
 import pytest
 
 from helpers import cache, widgets
-from helpers.data import load_cifar10
 from helpers.errors import DivergedError
 from helpers.training import TrainConfig
 
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
 
 
-@pytest.fixture
-def cifar(fake_cifar):
-    return load_cifar10(fake_cifar, split="small")
-
-
-@pytest.fixture
-def trainings(monkeypatch):
-    """The configurations actually trained (not recalled from the cache), in order."""
-    trained = []
-    real = cache.run_experiment
-
-    def counting(config, cifar, progress=True):
-        trained.append(config)
-        return real(config, cifar, progress=False)
-
-    monkeypatch.setattr(cache, "run_experiment", counting)
-    return trained
 
 
 def shown_png(explorer):
