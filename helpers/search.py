@@ -46,11 +46,11 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
-from tqdm.auto import tqdm
 
 from .data import load_cifar10
 from .errors import ConfigError, HelpersError
 from .experiments import run_experiment
+from .progress import progress_bar
 from .training import TrainConfig, check_config
 
 RESULTS_FILE = "runs.jsonl"
@@ -332,7 +332,7 @@ def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
     stages, seen, trained = [], [], 0
     best = None
     with nullcontext(executor) if executor is not None else process_pool() as ex, \
-            progress_bar(config.run_count(), progress) as bar:
+            progress_bar(config.run_count(), progress, desc="search", unit="run") as bar:
         for stage in range(1, config.stages + 1):
             best_lam = None if best is None else best["lam"]
             log10_range = stage_log10_range(config.lam_range, config.shrink, stage, best_lam)
@@ -373,16 +373,6 @@ def brief(record):
     """The figures of a record that a summary shows."""
     keys = ("lam", "stage", "index", "val_accuracy", "val_cost", "test_accuracy")
     return {k: record[k] for k in keys}
-
-
-def progress_bar(total, enabled):
-    """One tqdm.auto bar over the runs, in the parent process; TQDM_DISABLE=1 turns it off."""
-    # Left unset, `disable` takes its default from TQDM_DISABLE.
-    options = {} if enabled else {"disable": True}
-    return tqdm(total=total, desc="search", unit="run", **options)
-
-
-# --- The results file ----------------------------------------------------------
 
 
 def append_line(path, obj):
