@@ -13,7 +13,7 @@ from .checkpoint import save_network
 from .errors import ConfigError, HelpersError
 from .gradcheck import DEFAULT_H, check_gradients, error_table
 from .experiments import run_experiment
-from .network import init_network
+from .network import check_init, init_network
 from .search import add_search_command
 from .training import TrainConfig, check_config
 
@@ -120,11 +120,6 @@ def run_train(args):
     if args.save:
         print(f"saved the network to {save_network(result.net, args.save, config.to_dict())}")
     return 0
-
-
-def check_init(init):
-    if not isinstance(init, str) and not init > 0:
-        raise ConfigError(f"--sigma must be a positive number, got {init}.")
 
 
 def run_gradcheck(args):

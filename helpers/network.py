@@ -90,7 +90,7 @@ def init_network(dims, batch_norm=True, init="he", seed=0, dtype=np.float32, alp
     and a float64 network with the same seed hold the same numbers.
     """
     dims = _check_dims(dims)
-    _check_init(init)
+    check_init(init)
     if not 0 <= alpha < 1:
         raise ConfigError(f"alpha must be in [0, 1), got {alpha}.")
     rng = np.random.default_rng(seed)
@@ -119,7 +119,7 @@ def _check_dims(dims):
     return [int(d) for d in dims]
 
 
-def _check_init(init):
+def check_init(init):
     if isinstance(init, str):
         if init not in INITS:
             raise ConfigError(f"Unknown init {init!r}: use one of {INITS} or a positive number (sigma).")

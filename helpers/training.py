@@ -116,7 +116,7 @@ class FlatParameters:
 
     net.params holds views into the vector, so updating the vector updates
     the network. At these sizes a NumPy call costs more than the arithmetic it
-    does: one update of the whole vector takes three calls where one per
+    does: one update of the whole vector takes four calls where one per
     array would take dozens.
     """
 
@@ -131,7 +131,8 @@ def flatten_parameters(net):
     """Move net.params into one FlatParameters; net.params becomes views into it."""
     names = sorted(net.params, key=lambda name: not name.startswith("W"))
     vector, views = flatten([net.params[name] for name in names])
-    net.params = {name: views[names.index(name)] for name in net.params}
+    view_of = dict(zip(names, views))
+    net.params = {name: view_of[name] for name in net.params}
     n_weights = sum(net.params[name].size for name in names if name.startswith("W"))
     return FlatParameters(names, vector, n_weights, np.empty_like(vector))
 
@@ -223,8 +224,8 @@ def minibatches(X, y, n_batch, rng):
     """(X_batch, y_batch) pairs without end: epoch after epoch, each in a new random order.
 
     X: (n, d), y: (n,) -> X_batch: (n_batch, d), y_batch: (n_batch,). An epoch
-    is n // n_batch batches; the last n % n_batch images of its order wait for
-    a later epoch. Each batch is gathered from a permutation of the indices,
+    is n // n_batch batches; the last n % n_batch images of its order sit that
+    epoch out. Each batch is gathered from a permutation of the indices,
     never by shuffling (copying) the whole data set.
     """
     while True:
