@@ -128,7 +128,9 @@ class _Baseline:
 
     Layer activations are kept as S[l]: (n, d_l), the scores before batch
     normalization, and H[l]: (n, d_l), the layer outputs; positive[l] records
-    which ReLU inputs are positive, to spot perturbations that cross a kink.
+    which ReLU inputs are positive, to spot perturbations that cross a kink;
+    S_centered[l] and var[l] are the batch statistics that a rank-one move of
+    a batch-normalized layer's scores starts from (see _pre_relu_moved).
     """
 
     def __init__(self, net, X, y):
