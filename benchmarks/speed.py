@@ -10,6 +10,9 @@ same batches, learning rates and float32:
     term as weight decay on W only),
   - and the bare matrix products one step needs (every layer's forward H W,
     backward H^T dS and, above layer 1, dS W^T), on the same shapes: the floor.
+Each network is measured in --rounds rounds, each round running the three one
+after the other, and the medians are reported with the range of the ratios:
+the machine is shared, and its speed drifts by tens of percent within minutes.
 It prints ms per step and the ratios, times the full centered-difference
 gradient check of the report's largest case, measures the peak memory of one
 full training run (`python -m helpers train` in a child started first), and writes
@@ -20,6 +23,7 @@ noisy: compare the ratios, which are measured in the same run.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -108,6 +112,27 @@ def matmul_floor_ms(hidden, n_batch, d_in, repeats=2000):
     return 1000 * (time.perf_counter() - start) / repeats
 
 
+def measure_round(config, cifar):
+    """One round: this package, PyTorch and the floor, one after the other, so
+    that the three see the same machine and their ratios can be compared."""
+    d_in = cifar.train.X.shape[1]
+    floor_before = matmul_floor_ms(config.hidden, config.n_batch, d_in)
+    ours, steps = numpy_ms_per_step(config, cifar)
+    floor_after = matmul_floor_ms(config.hidden, config.n_batch, d_in)
+    theirs = torch_ms_per_step(config, cifar, steps)
+    # The floor takes a second, training many: measured on both sides of our
+    # run, it sees the machine as our run did.
+    floor = (floor_before + floor_after) / 2
+    return {
+        "steps": steps,
+        "numpy_ms_per_step": ours,
+        "torch_ms_per_step": theirs,
+        "matmul_floor_ms_per_step": floor,
+        "numpy_over_torch": ours / theirs,
+        "numpy_over_floor": ours / floor,
+    }
+
+
 def gradcheck_seconds(cifar):
     net = init_network([3072, 50, 50, 10], batch_norm=True, seed=0, dtype=np.float64)
     report = check_gradients(net, cifar.train.X[:100], cifar.train.y[:100], 0.005)
@@ -135,6 +160,8 @@ def blas_info():
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=9000, help="update steps per network (default 9000)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the three measurements per network; the medians are reported (default 3)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--skip-gradcheck", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
@@ -160,20 +187,16 @@ def main():
     for name, hidden in NETWORKS.items():
         # Two cycles of the report's shape: n_s = 2250 for the default 9,000 steps.
         config = TrainConfig(hidden=hidden, n_s=max(1, args.steps // 4), cycles=2, evals_per_cycle=1)
-        ours, steps = numpy_ms_per_step(config, cifar)
-        theirs = torch_ms_per_step(config, cifar, steps)
-        floor = matmul_floor_ms(hidden, config.n_batch, cifar.train.X.shape[1])
-        row = {
-            "steps": steps,
-            "numpy_ms_per_step": ours,
-            "torch_ms_per_step": theirs,
-            "matmul_floor_ms_per_step": floor,
-            "numpy_over_torch": ours / theirs,
-            "numpy_over_floor": ours / floor,
-        }
+        rounds = [measure_round(config, cifar) for _ in range(args.rounds)]
+        row = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        row["rounds"] = rounds
         results["networks"][name] = row
-        print(f"{name}: numpy {ours:.3f} ms/step, torch {theirs:.3f} ms/step, floor {floor:.3f} ms/step;"
-              f" numpy/torch {ours / theirs:.2f} (target <= 0.6), numpy/floor {ours / floor:.2f} (target <= 2)")
+        print(f"{name}: numpy {row['numpy_ms_per_step']:.3f} ms/step, torch {row['torch_ms_per_step']:.3f} ms/step,"
+              f" floor {row['matmul_floor_ms_per_step']:.3f} ms/step; numpy/torch {row['numpy_over_torch']:.2f}"
+              f" (target <= 0.6), numpy/floor {row['numpy_over_floor']:.2f} (target <= 2);"
+              f" medians of {args.rounds} rounds, numpy/torch from {min(r['numpy_over_torch'] for r in rounds):.2f}"
+              f" to {max(r['numpy_over_torch'] for r in rounds):.2f}, numpy/floor from"
+              f" {min(r['numpy_over_floor'] for r in rounds):.2f} to {max(r['numpy_over_floor'] for r in rounds):.2f}")
     if not args.skip_gradcheck:
         seconds, error = gradcheck_seconds(load_cifar10(args.data_dir, split="small"))
         results["gradcheck"] = {"seconds": seconds, "max_relative_error": error}

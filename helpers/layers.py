@@ -8,6 +8,8 @@ respect to the forward's inputs and parameters.
 Samples are rows: a mini-batch of n samples with d features is an (n, d) array.
 """
 
+from functools import lru_cache
+
 import numpy as np
 
 BN_EPS = 1e-12
@@ -29,18 +31,44 @@ def linear_forward(H, W, b=None):
     return S, H
 
 
-def linear_backward(dS, H, W):
+def linear_backward(dS, H, W, dW=None, db=None, bias=True):
     """Gradients of S = H W + b with respect to W and b (and H when asked).
 
     dS: (n, d_out), H: (n, d_in), W: (d_in, d_out) -> dW: (d_in, d_out), db: (d_out,).
     W is None for the first layer: nobody needs the gradient of the images, and
     it would cost as much as the whole rest of the backward pass.
+    bias=False for a layer whose forward pass leaves b out: db is then None.
+    dW, db: arrays to write the gradients into (the training loop passes views
+    of one flat gradient vector), or None for new ones.
     Returns dH: (n, d_in) or None, dW, db.
     """
-    dW = H.T @ dS
-    db = dS.sum(axis=0)
+    dW = np.matmul(H.T, dS, out=dW)
+    db = batch_sum(dS, out=db) if bias else None
     dH = None if W is None else dS @ W.T
     return dH, dW, db
+
+
+def batch_sum(A, out=None):
+    """The sum over the batch (the rows). A: (n, d) -> (d,).
+
+    A product with a vector of ones is one BLAS call: at mini-batch sizes it
+    takes a third of the time of A.sum(axis=0), whose cost is mostly overhead.
+    """
+    return np.matmul(_constant(A.shape[0], 1, A.dtype), A, out=out)
+
+
+def batch_mean(A):
+    """The mean over the batch (the rows), as one product like batch_sum. A: (n, d) -> (d,)."""
+    n = A.shape[0]
+    return _constant(n, 1 / n, A.dtype) @ A
+
+
+@lru_cache(maxsize=32)
+def _constant(n, value, dtype):
+    """A read-only vector of n copies of value."""
+    vector = np.full(n, value, dtype)
+    vector.flags.writeable = False
+    return vector
 
 
 def batchnorm_forward(S, gamma, beta, mu=None, var=None):
@@ -53,31 +81,31 @@ def batchnorm_forward(S, gamma, beta, mu=None, var=None):
     S: (n, d), gamma, beta, mu, var: (d,) -> S_tilde: (n, d).
     The cache is (S_hat, gamma, inv_std); also returns the mu and var used.
     """
-    n = S.shape[0]
     if mu is None:
-        mu = S.sum(axis=0) / n
+        mu = batch_mean(S)
         S_hat = S - mu
-        var = np.einsum("ij,ij->j", S_hat, S_hat) / n
+        var = batch_mean(S_hat * S_hat)
     else:
         S_hat = S - mu
-    inv_std = 1 / np.sqrt(var + BN_EPS)
+    inv_std = (var + BN_EPS) ** -0.5
     S_hat *= inv_std
     S_tilde = S_hat * gamma
     S_tilde += beta
     return S_tilde, (S_hat, gamma, inv_std), mu, var
 
 
-def batchnorm_backward(dS_tilde, cache):
+def batchnorm_backward(dS_tilde, cache, dgamma=None, dbeta=None):
     """Gradients of batch normalization in training mode (batch statistics).
 
     dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,).
+    dgamma, dbeta: arrays to write those gradients into, or None for new ones.
     The formula is the assignment's, folded: with g = dS_tilde * gamma,
     dS = inv_std * (g - mean(g) - S_hat * mean(g * S_hat)), all means over the batch.
     """
     S_hat, gamma, inv_std = cache
     n = dS_tilde.shape[0]
-    dgamma = np.einsum("ij,ij->j", dS_tilde, S_hat)
-    dbeta = dS_tilde.sum(axis=0)
+    dgamma = batch_sum(dS_tilde * S_hat, out=dgamma)
+    dbeta = batch_sum(dS_tilde, out=dbeta)
     # mean(g) and mean(g * S_hat) are gamma * dbeta / n and gamma * dgamma / n.
     dS = dS_tilde - dbeta / n
     dS -= S_hat * (dgamma / n)
@@ -114,11 +142,12 @@ def cross_entropy_forward(S, y):
     The loss uses log-sum-exp rather than log(P) so that a confident wrong
     prediction gives a large finite loss instead of log(0).
     """
+    n, K = S.shape
     shifted = S - S.max(axis=1, keepdims=True)
     P = np.exp(shifted)
-    Z = P.sum(axis=1, keepdims=True)
-    P /= Z
-    loss = float(np.log(Z).mean() - shifted[np.arange(S.shape[0]), y].mean())
+    Z = P @ _constant(K, 1, P.dtype)
+    P /= Z[:, None]
+    loss = float(np.add.reduce(np.log(Z) - shifted[np.arange(n), y])) / n
     return loss, (P, y)
 
 

@@ -162,25 +162,31 @@ def forward(net, X, training=True):
     return S, caches, batch_stats
 
 
-def backward(net, dS, caches, lam):
+def backward(net, dS, caches, lam, grads=None):
     """Gradients of the cost from dS, the gradient of the loss at the scores.
 
     dS: (n, K) -> a dict keyed like net.params, each gradient shaped like its parameter.
+    grads: a dict like that to write the gradients into, or None for new
+    arrays. The training loop keeps one, of views into a single vector, so
+    that a step allocates no gradient and updates every parameter at once. The
+    gradient of a batch-normalized layer's bias is zero and is not written:
+    such a dict must start at zero.
     """
-    grads = {}
+    if grads is None:
+        grads = {name: np.zeros_like(p) for name, p in net.params.items()}
     for l in range(net.n_layers, 0, -1):
         linear_cache, bn_cache, relu_cache = caches[l - 1]
         if relu_cache is not None:
             dS = relu_backward(dH, relu_cache)
             if bn_cache is not None:
-                dS, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm_backward(dS, bn_cache)
-        W = net.params[f"W{l}"]
-        dH, dW, db = linear_backward(dS, linear_cache, W if l > 1 else None)
-        grads[f"b{l}"] = np.zeros_like(db) if bn_cache is not None else db
+                dS, _, _ = batchnorm_backward(dS, bn_cache, grads[f"gamma{l}"], grads[f"beta{l}"])
+        W, dW = net.params[f"W{l}"], grads[f"W{l}"]
+        dH, _, _ = linear_backward(
+            dS, linear_cache, W if l > 1 else None, dW, grads[f"b{l}"], bias=bn_cache is None
+        )
         if lam:
             dW += (2 * lam) * W
-        grads[f"W{l}"] = dW
-    return {name: grads[name] for name in net.params}
+    return grads
 
 
 def regularization(net, lam):
@@ -190,14 +196,15 @@ def regularization(net, lam):
     return lam * sum(float(np.vdot(W, W)) for name, W in net.params.items() if name.startswith("W"))
 
 
-def forward_backward(net, X, y, lam):
+def forward_backward(net, X, y, lam, grads=None):
     """One training-mode pass over a mini-batch.
 
     X: (n, d_in), y: (n,) -> cost, loss, grads (keyed like net.params), batch_stats.
+    grads: where to write the gradients, as in `backward`.
     """
     S, caches, batch_stats = forward(net, X, training=True)
     loss, loss_cache = cross_entropy_forward(S, y)
-    grads = backward(net, cross_entropy_backward(loss_cache), caches, lam)
+    grads = backward(net, cross_entropy_backward(loss_cache), caches, lam, grads)
     return loss + regularization(net, lam), loss, grads, batch_stats
 
 

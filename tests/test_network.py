@@ -436,3 +436,33 @@ def test_bias_gradient_of_a_batch_normalized_layer_is_zero(dims):
         assert np.max(np.abs(grads[f"b{l}"])) < 1e-10, f"b{l}"
     # The last layer has no batch normalization: its bias does get a gradient.
     assert np.max(np.abs(grads[f"b{k}"])) > 1e-4
+
+
+# ---------------------------------------------- 6. gradients written in place
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_gradients_written_into_given_arrays_equal_new_ones(batch_norm):
+    """The training loop passes views of one flat vector; they must get exactly
+    the gradients that new arrays get, step after step."""
+    from helpers.training import flatten_parameters
+
+    net = make_net([30, 16, 12, 10], batch_norm)
+    flat = flatten_parameters(net)
+    for seed in (1, 2):
+        X, y = random_batch(30, 25, seed=seed)
+        _, _, fresh, _ = forward_backward(net, X, y, 0.0)
+        _, _, written, _ = forward_backward(net, X, y, 0.0, flat.grads)
+        assert written is flat.grads
+        for name in net.params:
+            np.testing.assert_array_equal(written[name], fresh[name], err_msg=name)
+    assert all(np.shares_memory(g, flat.gradient) for g in flat.grads.values())
+
+
+def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
+    A = np.random.default_rng(0).standard_normal((37, 5)).astype(np.float32)
+    np.testing.assert_allclose(layers.batch_sum(A), A.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(layers.batch_mean(A), A.mean(axis=0), rtol=1e-5, atol=1e-7)
+    assert layers.batch_sum(A).dtype == np.float32
+    out = np.empty(5, np.float32)
+    assert layers.batch_sum(A, out=out) is out

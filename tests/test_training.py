@@ -110,11 +110,11 @@ def test_ctrl_c_returns_what_was_trained(monkeypatch):
     calls = {"n": 0}
     real_update = training.sgd_update
 
-    def interrupt_after_30(flat, grads, eta, lam):
+    def interrupt_after_30(flat, eta, lam):
         calls["n"] += 1
         if calls["n"] > 30:
             raise KeyboardInterrupt
-        real_update(flat, grads, eta, lam)
+        real_update(flat, eta, lam)
 
     monkeypatch.setattr(training, "sgd_update", interrupt_after_30)
     result = train(TrainConfig(**TOY), blobs(1000), blobs(200, seed=1), progress=False)
