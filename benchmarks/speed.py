@@ -11,8 +11,9 @@ same batches, learning rates and float32:
   - and the bare matrix products one step needs (every layer's forward H W,
     backward H^T dS and, above layer 1, dS W^T), on the same shapes: the floor.
 Each network is measured in --rounds rounds, each round running the three one
-after the other, and the medians are reported with the range of the ratios:
-the machine is shared, and its speed drifts by tens of percent within minutes.
+after the other, each in a process of its own, and the medians are reported
+with the range of the ratios: the machine is shared, and its speed drifts by
+tens of percent within minutes.
 It prints ms per step and the ratios, times the full centered-difference
 gradient check of the report's largest case, measures the peak memory of one
 full training run (`python -m helpers train` in a child started first), and writes
@@ -34,13 +35,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from helpers.data import load_cifar10  # noqa: E402
+from helpers.data import find_batches_dir, load_cifar10  # noqa: E402
 from helpers.gradcheck import check_gradients  # noqa: E402
 from helpers.layers import BN_EPS  # noqa: E402
 from helpers.network import init_network  # noqa: E402
 from helpers.training import TrainConfig, cyclical_eta, train  # noqa: E402
 
 NETWORKS = {"3-layer BN": (50, 50), "9-layer BN": (50, 30, 20, 20, 10, 10, 10, 10)}
+RATIO_KEYS = ("steps", "numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_ms_per_step",
+              "numpy_over_torch", "numpy_over_floor")
 
 
 def numpy_ms_per_step(config, cifar):
@@ -112,25 +115,54 @@ def matmul_floor_ms(hidden, n_batch, d_in, repeats=2000):
     return 1000 * (time.perf_counter() - start) / repeats
 
 
-def measure_round(config, cifar):
-    """One round: this package, PyTorch and the floor, one after the other, so
-    that the three see the same machine and their ratios can be compared."""
-    d_in = cifar.train.X.shape[1]
-    floor_before = matmul_floor_ms(config.hidden, config.n_batch, d_in)
-    ours, steps = numpy_ms_per_step(config, cifar)
-    floor_after = matmul_floor_ms(config.hidden, config.n_batch, d_in)
-    theirs = torch_ms_per_step(config, cifar, steps)
+def measure_round(hidden, steps, data_dir):
+    """One round: the floor, this package, the floor again and PyTorch, one
+    after the other, so that they see the same machine and their ratios can be
+    compared. Each runs in a process of its own: once PyTorch's OpenMP threads
+    share a process with NumPy's OpenBLAS threads, NumPy's training there runs
+    up to twice as slowly as alone (measured here), which is no user's case."""
+    floor_before = measure_in_child("floor", hidden, steps, data_dir)["ms_per_step"]
+    ours = measure_in_child("numpy", hidden, steps, data_dir)
+    floor_after = measure_in_child("floor", hidden, steps, data_dir)["ms_per_step"]
+    theirs = measure_in_child("torch", hidden, steps, data_dir)
     # The floor takes a second, training many: measured on both sides of our
     # run, it sees the machine as our run did.
     floor = (floor_before + floor_after) / 2
     return {
-        "steps": steps,
-        "numpy_ms_per_step": ours,
-        "torch_ms_per_step": theirs,
+        "steps": ours["steps"],
+        "numpy_ms_per_step": ours["ms_per_step"],
+        "torch_ms_per_step": theirs["ms_per_step"],
         "matmul_floor_ms_per_step": floor,
-        "numpy_over_torch": ours / theirs,
-        "numpy_over_floor": ours / floor,
+        "numpy_over_torch": ours["ms_per_step"] / theirs["ms_per_step"],
+        "numpy_over_floor": ours["ms_per_step"] / floor,
+        "torch": theirs["torch"],
+        "torch_threads": theirs["torch_threads"],
     }
+
+
+def measure_in_child(kind, hidden, steps, data_dir):
+    """Run `measure(kind, ...)` in a new Python process; return what it measured."""
+    args = [sys.executable, __file__, "--child", kind, "--steps", str(steps), "--hidden", *map(str, hidden)]
+    if data_dir:
+        args += ["--data-dir", data_dir]
+    out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def measure(kind, hidden, steps, data_dir):
+    """In a child: ms per step of one kind of run ("numpy", "torch" or "floor")."""
+    # Two cycles of the report's shape: n_s = 2250 for the default 9,000 steps.
+    config = TrainConfig(hidden=tuple(hidden), n_s=max(1, steps // 4), cycles=2, evals_per_cycle=1)
+    if kind == "floor":
+        return {"ms_per_step": matmul_floor_ms(config.hidden, config.n_batch, 3072)}
+    cifar = load_cifar10(data_dir)
+    if kind == "numpy":
+        ms, steps = numpy_ms_per_step(config, cifar)
+        return {"ms_per_step": ms, "steps": steps}
+    import torch
+
+    return {"ms_per_step": torch_ms_per_step(config, cifar, steps), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
 
 
 def gradcheck_seconds(cifar):
@@ -161,42 +193,39 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=9000, help="update steps per network (default 9000)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of the three measurements per network; the medians are reported (default 3)")
+                        help="rounds of the measurements per network; the medians are reported (default 3)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--skip-gradcheck", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
+    parser.add_argument("--child", choices=["numpy", "torch", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--hidden", type=int, nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args.hidden, args.steps, args.data_dir)))
+        return
 
-    # First, while this process is still small: a child's peak memory counts
-    # what it inherited from its parent before exec.
     peak = None if args.skip_memory else peak_memory_mb_of_training(args.data_dir)
-
-    import torch
-
-    cifar = load_cifar10(args.data_dir)
     results = {
-        "data": str(cifar.folder),
+        "data": str(find_batches_dir(args.data_dir)),
         "blas": blas_info(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
         "networks": {},
     }
-    print(f"data: {cifar.folder}\nBLAS: {results['blas']}\nPyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"data: {results['data']}\nBLAS: {results['blas']}")
     for name, hidden in NETWORKS.items():
-        # Two cycles of the report's shape: n_s = 2250 for the default 9,000 steps.
-        config = TrainConfig(hidden=hidden, n_s=max(1, args.steps // 4), cycles=2, evals_per_cycle=1)
-        rounds = [measure_round(config, cifar) for _ in range(args.rounds)]
-        row = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        rounds = [measure_round(hidden, args.steps, args.data_dir) for _ in range(args.rounds)]
+        row = {key: statistics.median(r[key] for r in rounds) for key in RATIO_KEYS}
         row["rounds"] = rounds
         results["networks"][name] = row
+        results["torch"], results["torch_threads"] = rounds[0]["torch"], rounds[0]["torch_threads"]
         print(f"{name}: numpy {row['numpy_ms_per_step']:.3f} ms/step, torch {row['torch_ms_per_step']:.3f} ms/step,"
               f" floor {row['matmul_floor_ms_per_step']:.3f} ms/step; numpy/torch {row['numpy_over_torch']:.2f}"
               f" (target <= 0.6), numpy/floor {row['numpy_over_floor']:.2f} (target <= 2);"
               f" medians of {args.rounds} rounds, numpy/torch from {min(r['numpy_over_torch'] for r in rounds):.2f}"
               f" to {max(r['numpy_over_torch'] for r in rounds):.2f}, numpy/floor from"
               f" {min(r['numpy_over_floor'] for r in rounds):.2f} to {max(r['numpy_over_floor'] for r in rounds):.2f}")
+    print(f"PyTorch {results['torch']}, {results['torch_threads']} threads")
     if not args.skip_gradcheck:
         seconds, error = gradcheck_seconds(load_cifar10(args.data_dir, split="small"))
         results["gradcheck"] = {"seconds": seconds, "max_relative_error": error}

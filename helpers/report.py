@@ -92,11 +92,18 @@ def summary_text(table, seconds, quick):
         command = "`make report` (`python -m helpers.report`)"
     times = ", ".join(f"{name} {format_seconds(s)}" for name, s in seconds.items())
     return "\n".join([
-        f"Made by {command} on `{find_batches_dir()}`, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"Made by {command} on `{shown_path(find_batches_dir())}`, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()}.",
         f"Wall time {format_seconds(sum(seconds.values()))}: {times}.",
         "",
         table.to_markdown(),
     ])
+
+
+def shown_path(path):
+    """path relative to the repository when it is inside it: the summary is committed."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def format_seconds(seconds):

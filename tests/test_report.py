@@ -1,6 +1,7 @@
 """The pieces of the main job that need no kernel: report numbers, tables, gradient-check cases."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,8 @@ def test_the_kernel_environment_carries_the_settings(tmp_path):
     assert env["NB_QUICK"] == "1" and env["TQDM_DISABLE"] == "1"
     assert env["NB_FIGURES_DIR"] == str(tmp_path / "f") and env["NB_CACHE_DIR"] == str(tmp_path / "c")
     assert report.notebook_env(False, "f", "c")["NB_QUICK"] == "0"
+
+
+def test_the_summary_names_data_inside_the_repository_by_a_relative_path(tmp_path):
+    assert report.shown_path(report.REPO / "data" / "cifar-10-batches-py") == Path("data/cifar-10-batches-py")
+    assert report.shown_path(tmp_path) == tmp_path.resolve()
