@@ -157,8 +157,10 @@ def flatten(arrays):
 def sgd_update(flat, eta, lam):
     """theta <- theta - eta * (dloss/dtheta + dL2/dtheta), in place, on the whole vector.
 
-    flat.gradient holds the gradient of the loss alone; the L2 term's gradient
-    2 lam W is applied as a decay of the weights, which spares a pass over them.
+    flat.gradient holds the gradient of the loss alone, and is scaled by eta in
+    place: it is scratch space until the next backward pass. The L2 term's
+    gradient 2 lam W is applied as a decay of the weights, which spares a pass
+    over them.
     """
     flat.vector[: flat.n_weights] *= 1 - 2 * eta * lam
     flat.gradient *= eta
