@@ -205,6 +205,8 @@ def main():
         print(json.dumps(measure(args.child, args.hidden, args.steps, args.data_dir)))
         return
 
+    # First, while this process is still small: a child's peak memory counts
+    # what it inherited from its parent before exec.
     peak = None if args.skip_memory else peak_memory_mb_of_training(args.data_dir)
     results = {
         "data": str(find_batches_dir(args.data_dir)),
@@ -218,13 +220,13 @@ def main():
         row = {key: statistics.median(r[key] for r in rounds) for key in RATIO_KEYS}
         row["rounds"] = rounds
         results["networks"][name] = row
-        results["torch"], results["torch_threads"] = rounds[0]["torch"], rounds[0]["torch_threads"]
         print(f"{name}: numpy {row['numpy_ms_per_step']:.3f} ms/step, torch {row['torch_ms_per_step']:.3f} ms/step,"
               f" floor {row['matmul_floor_ms_per_step']:.3f} ms/step; numpy/torch {row['numpy_over_torch']:.2f}"
               f" (target <= 0.6), numpy/floor {row['numpy_over_floor']:.2f} (target <= 2);"
               f" medians of {args.rounds} rounds, numpy/torch from {min(r['numpy_over_torch'] for r in rounds):.2f}"
               f" to {max(r['numpy_over_torch'] for r in rounds):.2f}, numpy/floor from"
               f" {min(r['numpy_over_floor'] for r in rounds):.2f} to {max(r['numpy_over_floor'] for r in rounds):.2f}")
+    results["torch"], results["torch_threads"] = rounds[0]["torch"], rounds[0]["torch_threads"]
     print(f"PyTorch {results['torch']}, {results['torch_threads']} threads")
     if not args.skip_gradcheck:
         seconds, error = gradcheck_seconds(load_cifar10(args.data_dir, split="small"))
