@@ -196,15 +196,17 @@ def regularization(net, lam):
     return lam * sum(float(np.vdot(W, W)) for name, W in net.params.items() if name.startswith("W"))
 
 
-def forward_backward(net, X, y, lam, grads=None):
+def forward_backward(net, X, y, lam, grads=None, scale=1.0):
     """One training-mode pass over a mini-batch.
 
     X: (n, d_in), y: (n,) -> cost, loss, grads (keyed like net.params), batch_stats.
     grads: where to write the gradients, as in `backward`.
+    scale: multiplies every gradient; the training loop passes eta, so that
+    the gradients come out as the step and the update needs no extra pass.
     """
     S, caches, batch_stats = forward(net, X, training=True)
     loss, loss_cache = cross_entropy_forward(S, y)
-    grads = backward(net, cross_entropy_backward(loss_cache), caches, lam, grads)
+    grads = backward(net, cross_entropy_backward(loss_cache, scale), caches, scale * lam, grads)
     return loss + regularization(net, lam), loss, grads, batch_stats
 
 

@@ -157,13 +157,11 @@ def flatten(arrays):
 def sgd_update(flat, eta, lam):
     """theta <- theta - eta * (dloss/dtheta + dL2/dtheta), in place, on the whole vector.
 
-    flat.gradient holds the gradient of the loss alone, and is scaled by eta in
-    place: it is scratch space until the next backward pass. The L2 term's
-    gradient 2 lam W is applied as a decay of the weights, which spares a pass
-    over them.
+    flat.gradient holds eta * dloss/dtheta: the backward pass was scaled by
+    eta. The L2 term's gradient 2 lam W is applied as a decay of the weights,
+    which spares a pass over them.
     """
     flat.vector[: flat.n_weights] *= 1 - 2 * eta * lam
-    flat.gradient *= eta
     flat.vector -= flat.gradient
 
 
@@ -196,7 +194,7 @@ def train(config, train_set, val_set, progress=True):
             start = time.perf_counter()
             X_batch, y_batch = next(batches)
             eta = cyclical_eta(t, config.eta_min, config.eta_max, n_s)
-            _, loss, _, batch_stats = forward_backward(net, X_batch, y_batch, 0.0, flat.grads)
+            _, loss, _, batch_stats = forward_backward(net, X_batch, y_batch, 0.0, flat.grads, scale=eta)
             if not math.isfinite(loss):
                 raise DivergedError(
                     f"Training diverged: the loss became {loss} at step {t} (eta = {eta:.3g}). "

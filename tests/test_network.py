@@ -459,6 +459,19 @@ def test_gradients_written_into_given_arrays_equal_new_ones(batch_norm):
     assert all(np.shares_memory(g, flat.gradient) for g in flat.grads.values())
 
 
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_a_scaled_pass_gives_the_gradients_of_the_cost_times_the_scale(batch_norm):
+    """The training loop passes scale = eta: the regularization term's gradient
+    must be scaled with the loss's."""
+    net = make_net([30, 16, 12, 10], batch_norm)
+    X, y = random_batch(30, 25, seed=3)
+    cost, _, grads, _ = forward_backward(net, X, y, 0.01)
+    scaled_cost, _, scaled, _ = forward_backward(net, X, y, 0.01, scale=0.05)
+    assert scaled_cost == cost
+    for name in net.params:
+        np.testing.assert_allclose(scaled[name], 0.05 * grads[name], rtol=1e-12, atol=1e-15, err_msg=name)
+
+
 def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
     A = np.random.default_rng(0).standard_normal((37, 5)).astype(np.float32)
     np.testing.assert_allclose(layers.batch_sum(A), A.sum(axis=0), rtol=1e-5)

@@ -71,6 +71,28 @@ def test_same_seed_same_numbers_bit_for_bit():
     assert other.history["train_cost"] != runs[0].history["train_cost"]
 
 
+def test_each_step_is_theta_minus_eta_times_the_gradient_of_the_cost():
+    """The loop scales the backward pass by eta and decays the weights for the
+    L2 term; that must add up to plain gradient descent on the cost."""
+    from helpers.network import cost_and_gradients, init_network
+
+    data = blobs(200, seed=5)
+    data.X = data.X.astype(np.float64)
+    config = TrainConfig(hidden=(16, 12), n_batch=20, n_s=3, cycles=1, lam=0.05, evals_per_cycle=1)
+    result = train(config, data, data, progress=False)
+
+    net = init_network([20, 16, 12, 4], seed=config.seed, dtype=np.float64)
+    batches = training.minibatches(data.X, data.y, config.n_batch, np.random.default_rng([config.seed, 1]))
+    for t in range(result.steps):
+        X_batch, y_batch = next(batches)
+        _, grads = cost_and_gradients(net, X_batch, y_batch, config.lam)
+        eta = cyclical_eta(t, config.eta_min, config.eta_max, config.n_s)
+        for name in net.params:
+            net.params[name] -= eta * grads[name]
+    for name, p in result.net.params.items():
+        np.testing.assert_allclose(p, net.params[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_training_stays_in_float32():
     result = train(TrainConfig(**TOY), blobs(400), blobs(100, seed=1), progress=False)
     assert all(p.dtype == np.float32 for p in result.net.params.values())
