@@ -1,9 +1,10 @@
 """Finished training runs, kept on disk so that nothing is trained twice.
 
-A run is determined by its TrainConfig and by the data it saw. Its key is a
-hash of both (and of CACHE_VERSION), so re-running a notebook, moving a
-slider back, or restarting the kernel recalls the run instead of training it
-again, while any change of a setting or of the data trains a new one.
+A run is determined by its TrainConfig, by the data it saw and by the code
+that trained it. Its key is a hash of the three (and of CACHE_VERSION), so
+re-running a notebook, moving a slider back, or restarting the kernel recalls
+the run instead of training it again, while any change of a setting, of the
+data or of the training code trains a new one.
 
 An entry is one JSON file, <cache_dir>/<key>.json, holding the summary of
 helpers.experiments.run_experiment. It is written to a temporary file in the
@@ -19,6 +20,7 @@ import json
 import os
 import tempfile
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,8 @@ CACHE_VERSION = 1
 """Raise it whenever the stored summary changes shape: every old entry is then ignored."""
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "results" / "cache"
+NUMERIC_MODULES = ("data", "layers", "network", "training", "experiments")
+"""The modules of this package whose code decides the numbers of a run."""
 
 
 def write_atomically(path, data):
@@ -67,12 +71,28 @@ def data_identity(cifar):
     return {"folder": str(cifar.folder), "n_train": len(cifar.train.y), "digest": content.hexdigest()}
 
 
+@lru_cache(maxsize=1)
+def code_identity():
+    """A digest of the source of the NUMERIC_MODULES.
+
+    Training is deterministic for one version of the code only: a change that
+    merely reorders a floating-point sum moves every result as another seed
+    would. With this in the keys, runs of older code are trained again instead
+    of being recalled beside runs of the new code. Any edit counts, comments
+    included: a needless retraining costs time, never a result.
+    """
+    content = hashlib.sha256()
+    for name in NUMERIC_MODULES:
+        content.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    return content.hexdigest()[:32]
+
+
 def run_key(config, data):
-    """The cache key of a run: a hex digest of its configuration and data identity.
+    """The cache key of a run: a hex digest of its configuration, data identity and code.
 
     config: a TrainConfig; data: data_identity(cifar).
     """
-    return digest({"version": CACHE_VERSION, "config": config.to_dict(), "data": data})
+    return digest({"version": CACHE_VERSION, "config": config.to_dict(), "data": data, "code": code_identity()})
 
 
 def digest(payload):
@@ -84,9 +104,11 @@ def folder_for(name, settings, cifar, cache_dir=DEFAULT_CACHE_DIR):
     """A folder of the cache for work that keeps its own files, such as a lambda search.
 
     settings: a JSON-able dict of everything the work depends on besides the
-    data. Returns <cache_dir>/<name>-<hex digest>; the folder is not created.
+    data and the code. Returns <cache_dir>/<name>-<hex digest>; the folder is not created.
     """
-    key = digest({"version": CACHE_VERSION, "settings": settings, "data": data_identity(cifar)})
+    key = digest(
+        {"version": CACHE_VERSION, "settings": settings, "data": data_identity(cifar), "code": code_identity()}
+    )
     return Path(cache_dir) / f"{name}-{key}"
 
 

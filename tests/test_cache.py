@@ -1,6 +1,8 @@
 import json
 import os
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +133,29 @@ def test_folder_for_is_keyed_by_settings_and_data(cifar, fake_cifar):
     assert cache.folder_for("search", {"coarse": 9}, cifar, "/c") != folder
     fewer = load_cifar10(fake_cifar, split="small", n_train=10)
     assert cache.folder_for("search", {"coarse": 10}, fewer, "/c") != folder
+
+
+def test_the_training_code_is_part_of_the_keys(cifar, monkeypatch):
+    """Any change to the code that trains gives new keys: runs of older code
+    are trained again instead of being recalled beside runs of the new code."""
+    data = cache.data_identity(cifar)
+    key, folder = cache.run_key(TINY, data), cache.folder_for("search", {"coarse": 10}, cifar, "/c")
+    monkeypatch.setattr(cache, "code_identity", lambda: "another version")
+    assert cache.run_key(TINY, data) != key
+    assert cache.folder_for("search", {"coarse": 10}, cifar, "/c") != folder
+
+
+def test_the_code_identity_changes_with_every_numeric_module(tmp_path, monkeypatch):
+    package = Path(cache.__file__).parent
+    copy = tmp_path / "helpers_copy"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "__file__", str(copy / "cache.py"))
+    cache.code_identity.cache_clear()
+    identities = {cache.code_identity()}
+    for name in cache.NUMERIC_MODULES:
+        with open(copy / f"{name}.py", "a") as f:
+            f.write("# edited\n")
+        cache.code_identity.cache_clear()
+        identities.add(cache.code_identity())
+    cache.code_identity.cache_clear()
+    assert len(identities) == 1 + len(cache.NUMERIC_MODULES)
