@@ -6,6 +6,11 @@ respect to the forward's output and that cache, and returns the gradients with
 respect to the forward's inputs and parameters.
 
 Samples are rows: a mini-batch of n samples with d features is an (n, d) array.
+
+Matrix products are written np.dot(A, B) rather than A @ B: the same BLAS
+call with less NumPy machinery around it. At mini-batch sizes that machinery
+is a good part of the cost of a product, more so when the machine is busy
+(benchmarks/speed.py).
 """
 
 from functools import lru_cache
@@ -25,7 +30,7 @@ def linear_forward(H, W, b=None):
 
     H: (n, d_in), W: (d_in, d_out), b: (d_out,) or None -> S: (n, d_out).
     """
-    S = H @ W
+    S = np.dot(H, W)
     if b is not None:
         S += b
     return S, H
@@ -42,9 +47,9 @@ def linear_backward(dS, H, W, dW=None, db=None, bias=True):
     of one flat gradient vector), or None for new ones.
     Returns dH: (n, d_in) or None, dW, db.
     """
-    dW = np.matmul(H.T, dS, out=dW)
+    dW = np.dot(H.T, dS, out=dW)
     db = batch_sum(dS, out=db) if bias else None
-    dH = None if W is None else dS @ W.T
+    dH = None if W is None else np.dot(dS, W.T)
     return dH, dW, db
 
 
@@ -54,13 +59,13 @@ def batch_sum(A, out=None):
     A product with a vector of ones is one BLAS call: at mini-batch sizes it
     takes a third of the time of A.sum(axis=0), whose cost is mostly overhead.
     """
-    return np.matmul(_constant(A.shape[0], 1, A.dtype), A, out=out)
+    return np.dot(_constant(A.shape[0], 1, A.dtype), A, out=out)
 
 
 def batch_mean(A):
     """The mean over the batch (the rows), as one product like batch_sum. A: (n, d) -> (d,)."""
     n = A.shape[0]
-    return _constant(n, 1 / n, A.dtype) @ A
+    return np.dot(_constant(n, 1 / n, A.dtype), A)
 
 
 @lru_cache(maxsize=32)
@@ -148,7 +153,7 @@ def cross_entropy_forward(S, y):
     # it with argmax takes a third of the time of S.max(axis=1) on short rows.
     shifted = S - S[rows, S.argmax(axis=1)][:, None]
     P = np.exp(shifted)
-    Z = P @ _constant(K, 1, P.dtype)
+    Z = np.dot(P, _constant(K, 1, P.dtype))
     P /= Z[:, None]
     loss = float(np.add.reduce(np.log(Z) - shifted[rows, y])) / n
     return loss, (P, y)
