@@ -16,10 +16,11 @@ network one after the other, each in a process of its own. The medians over
 the rounds are reported with the range of the ratios, and the best round of
 each kind: the machine is shared, and a process now and then runs at up to
 twice its usual time per step.
-It prints ms per step and the ratios, times the full centered-difference
-gradient check of the report's largest case, measures the peak memory of one
-full training run (`python -m helpers train` in a child started first), and writes
-everything to benchmarks/results/speed.json. Timings on a shared machine are
+It prints ms per step and the ratios, then where a step's time goes (gathering
+the batch, forward pass and loss, backward pass, update), times the full
+centered-difference gradient check of the report's largest case, measures the
+peak memory of one full training run (`python -m helpers train` in a child
+started first), and writes everything to benchmarks/results/speed.json. Timings on a shared machine are
 noisy: compare the ratios, which are measured in the same run.
 """
 
@@ -44,6 +45,7 @@ from helpers.network import init_network  # noqa: E402
 from helpers.training import TrainConfig, cyclical_eta, train  # noqa: E402
 
 NETWORKS = {"3-layer BN": (50, 50), "9-layer BN": (50, 30, 20, 20, 10, 10, 10, 10)}
+PHASES = ("gather the batch", "forward and loss", "backward", "update")
 RATIO_KEYS = ("steps", "numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_ms_per_step",
               "numpy_over_torch", "numpy_over_floor")
 
@@ -51,6 +53,35 @@ RATIO_KEYS = ("steps", "numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_m
 def numpy_ms_per_step(config, cifar):
     result = train(config, cifar.train, cifar.val, progress=False)
     return 1000 * result.train_seconds / result.steps, result.steps
+
+
+def numpy_phases_ms(config, cifar, steps=2000):
+    """Where a step's time goes: ms per step in each phase of the training
+    loop, timed apart over `steps` steps (train() makes the same calls; the
+    moving averages of the batch statistics, a few microseconds, are left out)."""
+    from helpers.layers import cross_entropy_backward, cross_entropy_forward
+    from helpers.network import backward, forward
+    from helpers.training import flatten_parameters, minibatches, sgd_update
+
+    X, y = cifar.train.X, cifar.train.y
+    net = init_network([X.shape[1], *config.hidden, 10], seed=config.seed, dtype=X.dtype)
+    flat = flatten_parameters(net)
+    batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
+    seconds = np.zeros(len(PHASES))
+    for t in range(steps):
+        eta = cyclical_eta(t, config.eta_min, config.eta_max, config.n_s)
+        clock = [time.perf_counter()]
+        X_batch, y_batch = next(batches)
+        clock.append(time.perf_counter())
+        S, caches, _ = forward(net, X_batch)
+        _, loss_cache = cross_entropy_forward(S, y_batch)
+        clock.append(time.perf_counter())
+        backward(net, cross_entropy_backward(loss_cache, eta), caches, 0.0, flat.grads)
+        clock.append(time.perf_counter())
+        sgd_update(flat, eta, config.lam)
+        clock.append(time.perf_counter())
+        seconds += np.diff(clock)
+    return dict(zip(PHASES, 1000 * seconds / steps))
 
 
 def torch_ms_per_step(config, cifar, steps):
@@ -166,7 +197,7 @@ def measure_in_child(kind, hidden, steps, data_dir):
 
 
 def measure(kind, hidden, steps, data_dir):
-    """In a child: ms per step of one kind of run ("numpy", "torch" or "floor")."""
+    """In a child: ms per step of one kind of run ("numpy", "torch", "floor" or "phases")."""
     # Two cycles of the report's shape: n_s = 2250 for the default 9,000 steps.
     config = TrainConfig(hidden=tuple(hidden), n_s=max(1, steps // 4), cycles=2, evals_per_cycle=1)
     if kind == "floor":
@@ -175,6 +206,8 @@ def measure(kind, hidden, steps, data_dir):
     if kind == "numpy":
         ms, steps = numpy_ms_per_step(config, cifar)
         return {"ms_per_step": ms, "steps": steps}
+    if kind == "phases":
+        return numpy_phases_ms(config, cifar)
     import torch
 
     return {"ms_per_step": torch_ms_per_step(config, cifar, steps), "torch": torch.__version__,
@@ -214,7 +247,7 @@ def main():
     parser.add_argument("--skip-gradcheck", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
-    parser.add_argument("--child", choices=["numpy", "torch", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["numpy", "torch", "floor", "phases"], help=argparse.SUPPRESS)
     parser.add_argument("--hidden", type=int, nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -250,6 +283,11 @@ def main():
               f" to {max(r['numpy_over_torch'] for r in runs):.2f}, numpy/floor from"
               f" {min(r['numpy_over_floor'] for r in runs):.2f} to {max(r['numpy_over_floor'] for r in runs):.2f};"
               f" best of the rounds: numpy/torch {best['numpy_over_torch']:.2f}, numpy/floor {best['numpy_over_floor']:.2f}")
+    for name, hidden in NETWORKS.items():
+        phases = measure_in_child("phases", hidden, args.steps, args.data_dir)
+        results["networks"][name]["phases_ms_per_step"] = phases
+        print(f"{name}, where a step's time goes (ms per step, one run of 2,000 steps): "
+              + ", ".join(f"{phase} {ms:.3f}" for phase, ms in phases.items()))
     runs = rounds[next(iter(NETWORKS))]
     results["torch"], results["torch_threads"] = runs[0]["torch"], runs[0]["torch_threads"]
     print(f"PyTorch {results['torch']}, {results['torch_threads']} threads")
