@@ -1,0 +1,40 @@
+"""The speed benchmark, run for a few steps: it must keep running and its figures must add up.
+
+Its timings are never asserted: they are for a human to read on a quiet machine.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_speed_benchmark_runs_and_its_ratios_add_up(cifar_dir, tmp_path):
+    out = tmp_path / "speed.json"
+    args = [sys.executable, "benchmarks/speed.py", "--steps", "40", "--rounds", "2", "--skip-gradcheck",
+            "--skip-memory", "--data-dir", str(cifar_dir), "--out", str(out)]
+    printed = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True, timeout=600).stdout
+    results = json.loads(out.read_text())
+    assert set(results["networks"]) == {"3-layer BN", "9-layer BN"}
+    for name, row in results["networks"].items():
+        assert name in printed
+        rounds = row["rounds"]
+        assert len(rounds) == 2
+        for r in rounds:
+            assert r["steps"] == 40
+            assert min(r["numpy_ms_per_step"], r["torch_ms_per_step"], r["matmul_floor_ms_per_step"]) > 0
+            assert r["numpy_over_torch"] == pytest.approx(r["numpy_ms_per_step"] / r["torch_ms_per_step"])
+            assert r["numpy_over_floor"] == pytest.approx(r["numpy_ms_per_step"] / r["matmul_floor_ms_per_step"])
+        for key in ("numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_ms_per_step"):
+            assert min(r[key] for r in rounds) <= row[key] <= max(r[key] for r in rounds)
+            assert row["best_of_rounds"][key] == min(r[key] for r in rounds)
+        best = row["best_of_rounds"]
+        assert best["numpy_over_floor"] == pytest.approx(best["numpy_ms_per_step"] / best["matmul_floor_ms_per_step"])
+        phases = row["phases_ms_per_step"]
+        assert list(phases) == ["gather the batch", "forward and loss", "backward", "update"]
+        assert all(ms > 0 for ms in phases.values())
+    assert results["torch"].startswith("2.13.0")
