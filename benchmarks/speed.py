@@ -20,8 +20,9 @@ It prints ms per step and the ratios, then where a step's time goes (gathering
 the batch, forward pass and loss, backward pass, update), times the full
 centered-difference gradient check of the report's largest case, measures the
 peak memory of one full training run (`python -m helpers train` in a child
-started first), and writes everything to benchmarks/results/speed.json. Timings on a shared machine are
-noisy: compare the ratios, which are measured in the same run.
+started first), and writes everything to benchmarks/results/speed.json.
+Timings on a shared machine are noisy: compare the ratios, which are measured
+in the same run.
 """
 
 import argparse
@@ -288,8 +289,8 @@ def main():
         results["networks"][name]["phases_ms_per_step"] = phases
         print(f"{name}, where a step's time goes (ms per step, one run of 2,000 steps): "
               + ", ".join(f"{phase} {ms:.3f}" for phase, ms in phases.items()))
-    runs = rounds[next(iter(NETWORKS))]
-    results["torch"], results["torch_threads"] = runs[0]["torch"], runs[0]["torch_threads"]
+    any_round = next(iter(rounds.values()))[0]
+    results["torch"], results["torch_threads"] = any_round["torch"], any_round["torch_threads"]
     print(f"PyTorch {results['torch']}, {results['torch_threads']} threads")
     if not args.skip_gradcheck:
         seconds, error = gradcheck_seconds(load_cifar10(args.data_dir, split="small"))

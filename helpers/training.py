@@ -119,7 +119,7 @@ class FlatParameters:
     net.params holds views into `vector` and `grads` views into `gradient`:
     the backward pass writes every gradient in place, and updating the vector
     updates the network. At these sizes a NumPy call costs more than the
-    arithmetic it does: one update of the whole vector takes three calls where
+    arithmetic it does: one update of the whole vector takes two calls where
     one per array would take dozens.
     """
 
