@@ -164,14 +164,17 @@ def measure_round(hidden, steps, data_dir):
     floor = (floor_before + floor_after) / 2
     return {
         "steps": ours["steps"],
-        "numpy_ms_per_step": ours["ms_per_step"],
-        "torch_ms_per_step": theirs["ms_per_step"],
-        "matmul_floor_ms_per_step": floor,
-        "numpy_over_torch": ours["ms_per_step"] / theirs["ms_per_step"],
-        "numpy_over_floor": ours["ms_per_step"] / floor,
+        **with_ratios({"numpy_ms_per_step": ours["ms_per_step"], "torch_ms_per_step": theirs["ms_per_step"],
+                       "matmul_floor_ms_per_step": floor}),
         "torch": theirs["torch"],
         "torch_threads": theirs["torch_threads"],
     }
+
+
+def with_ratios(times):
+    """The three ms-per-step figures and the two ratios the targets are about."""
+    return {**times, "numpy_over_torch": times["numpy_ms_per_step"] / times["torch_ms_per_step"],
+            "numpy_over_floor": times["numpy_ms_per_step"] / times["matmul_floor_ms_per_step"]}
 
 
 def best_of_rounds(runs):
@@ -181,11 +184,8 @@ def best_of_rounds(runs):
     training at up to twice its usual time per step, the floor barely (mostly
     the per-call overhead grows, which the step has much more of); the best
     of the rounds is each kind undisturbed, as timeit's best of repeats."""
-    best = {key: min(r[key] for r in runs) for key in ("numpy_ms_per_step", "torch_ms_per_step",
-                                                        "matmul_floor_ms_per_step")}
-    best["numpy_over_torch"] = best["numpy_ms_per_step"] / best["torch_ms_per_step"]
-    best["numpy_over_floor"] = best["numpy_ms_per_step"] / best["matmul_floor_ms_per_step"]
-    return best
+    return with_ratios({key: min(r[key] for r in runs)
+                        for key in ("numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_ms_per_step")})
 
 
 def measure_in_child(kind, hidden, steps, data_dir):
