@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from threadpoolctl import threadpool_info  # noqa: E402
 
 from helpers.search import RESULTS_FILE, SearchConfig, cores, process_pool, read_lines, run_search  # noqa: E402
-from helpers.training import TrainConfig  # noqa: E402
+from helpers.core.training import TrainConfig  # noqa: E402
 
 SETUPS = {  # name: (workers, BLAS threads per worker; None lets BLAS choose)
     "1 worker": (1, 1),

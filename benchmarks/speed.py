@@ -5,7 +5,7 @@
 
 For the 3-layer and 9-layer BN networks it trains, on the same data, with the
 same batches, learning rates and float32:
-  - this package (helpers.training.train, evaluation excluded: train_seconds),
+  - this package (helpers.core.training.train, evaluation excluded: train_seconds),
   - an equivalent PyTorch network (Linear, BatchNorm1d, ReLU; SGD with the L2
     term as weight decay on W only),
   - and the bare matrix products one step needs (every layer's forward H W,
@@ -39,11 +39,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from helpers.data import find_batches_dir, load_cifar10  # noqa: E402
-from helpers.gradcheck import check_gradients  # noqa: E402
-from helpers.layers import BN_EPS  # noqa: E402
-from helpers.network import init_network  # noqa: E402
-from helpers.training import TrainConfig, cyclical_eta, train  # noqa: E402
+from helpers.core.data import find_batches_dir, load_cifar10  # noqa: E402
+from helpers.core.gradcheck import check_gradients  # noqa: E402
+from helpers.core.layers import BN_EPS  # noqa: E402
+from helpers.core.network import init_network  # noqa: E402
+from helpers.core.training import TrainConfig, cyclical_eta, train  # noqa: E402
 
 NETWORKS = {"3-layer BN": (50, 50), "9-layer BN": (50, 30, 20, 20, 10, 10, 10, 10)}
 PHASES = ("gather the batch", "forward and loss", "backward", "update")
@@ -60,9 +60,9 @@ def numpy_phases_ms(config, cifar, steps=2000):
     """Where a step's time goes: ms per step in each phase of the training
     loop, timed apart over `steps` steps (train() makes the same calls; the
     moving averages of the batch statistics, a few microseconds, are left out)."""
-    from helpers.layers import cross_entropy_backward, cross_entropy_forward
-    from helpers.network import backward, forward
-    from helpers.training import flatten_parameters, minibatches, sgd_update
+    from helpers.core.layers import cross_entropy_backward, cross_entropy_forward
+    from helpers.core.network import backward, forward
+    from helpers.core.training import flatten_parameters, minibatches, sgd_update
 
     X, y = cifar.train.X, cifar.train.y
     net = init_network([X.shape[1], *config.hidden, 10], seed=config.seed, dtype=X.dtype)

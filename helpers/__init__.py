@@ -1,16 +1,12 @@
 """A k-layer fully connected network with batch normalization, from scratch in NumPy.
 
-Modules, one idea each:
-    data        CIFAR-10: download, load, split, normalize
-    layers      forward/backward pairs: linear, batch norm, ReLU, softmax cross-entropy
-    network     the k-layer network: initialization, cost, gradients, prediction
-    training    mini-batch gradient descent with cyclical learning rates, snapshots
-    gradcheck   numerical gradients and the relative-error table
-    checkpoint  saving and loading trained networks
+    core/       the network's math: data, layers, network, training, gradient check
+    report/     what the notebooks show: cache, plots, widgets, tables, the report's
+                checks and claims, and the main job (python -m helpers.report)
     experiments one training run, summarized as plain data
     search      staged random search of lambda on a process pool or a Dask cluster
-    cache, checks, plots, widgets, tables, summary, report
-                what the notebooks call, and the main job that runs them
+    checkpoint  saving and loading trained networks
+    errors      every error the package raises on purpose
     progress    the progress bar
     cli         `python -m helpers ...`
 """

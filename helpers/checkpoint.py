@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HelpersError
-from .network import Network
+from .core.network import Network
 
 FORMAT = "helpers.network"
 VERSION = 1

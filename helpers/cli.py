@@ -8,14 +8,14 @@ import time
 
 import numpy as np
 
-from . import data
+from .core import data
 from .checkpoint import save_network
 from .errors import ConfigError, HelpersError
-from .gradcheck import DEFAULT_H, check_gradients, error_table
+from .core.gradcheck import DEFAULT_H, check_gradients, error_table
 from .experiments import run_experiment
-from .network import check_init, init_network
+from .core.network import check_init, init_network
 from .search import add_search_command
-from .training import TrainConfig, check_config
+from .core.training import TrainConfig, check_config
 
 
 def main(argv=None):

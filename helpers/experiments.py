@@ -4,14 +4,14 @@ The command line, the notebooks and the search all call `run_experiment`, so
 a run means the same thing, and is recorded the same way, wherever it is made.
 """
 
-from .network import accuracy
-from .training import ensemble_accuracy, train
+from .core.network import accuracy
+from .core.training import ensemble_accuracy, train
 
 
 def summarize(result, cifar):
     """The numbers and curves of a finished run, as a dict of plain values.
 
-    result: a TrainResult; cifar: the helpers.data.Cifar10 it was trained on.
+    result: a TrainResult; cifar: the helpers.core.data.Cifar10 it was trained on.
     """
     test, val = cifar.test, cifar.val
     snapshots = result.snapshots

@@ -47,11 +47,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from .data import load_cifar10
+from .core.data import load_cifar10
 from .errors import ConfigError, HelpersError
 from .experiments import run_experiment
 from .progress import progress_bar
-from .training import TrainConfig, check_config
+from .core.training import TrainConfig, check_config
 
 RESULTS_FILE = "runs.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -316,7 +316,7 @@ def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
 
     executor: any concurrent.futures.Executor, e.g. dask's
     Client.get_executor(); None makes a process_pool() for the search.
-    data_dir is resolved by each worker as in helpers.data.find_batches_dir.
+    data_dir is resolved by each worker as in helpers.core.data.find_batches_dir.
     Runs already in out_dir/runs.jsonl are reused, not trained again.
     """
     check_search_config(config)

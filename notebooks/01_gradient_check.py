@@ -17,7 +17,7 @@
 # %% [markdown]
 # # 1. Gradient check
 #
-# Before anything is trained, the analytic gradients of `helpers.network` are
+# Before anything is trained, the analytic gradients of `helpers.core.network` are
 # compared with numerical ones, in float64. The checks follow the report's
 # sequence, from a tiny network, where a mistake is cheap to find, up to the
 # full 3072 features: 3 images, lambda 0 and one hidden layer of 50 on the
@@ -30,7 +30,7 @@
 # package's default; and forward, (f(θ + h) − f(θ)) / h, with an error of
 # order h, the report's. The relative error of a parameter is
 # max|a − n| / max(1e-12, max(|a| + |n|)) over its entries
-# (`helpers.gradcheck.relative_error`).
+# (`helpers.core.gradcheck.relative_error`).
 
 # %% tags=["parameters"]
 import os
@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path("..").resolve()))  # the repository root, which hold
 # %matplotlib inline
 from IPython.display import display
 
-from helpers import checks, plots, summary
-from helpers.data import load_cifar10
+from helpers.report import checks, plots, summary
+from helpers.core.data import load_cifar10
 
 # %% [markdown]
 # The images come from `data_batch_1`, as in `python -m helpers gradcheck`.

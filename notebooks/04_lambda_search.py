@@ -49,10 +49,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path("..").resolve()))  # the repository root, which holds helpers/
 # %matplotlib inline
-from helpers import plots, search, summary, widgets
-from helpers.cache import cached_experiment, folder_for
-from helpers.data import load_cifar10
-from helpers.training import TrainConfig
+from helpers.report import plots, summary, widgets
+from helpers import search
+from helpers.report.cache import cached_experiment, folder_for
+from helpers.core.data import load_cifar10
+from helpers.core.training import TrainConfig
 
 # %%
 cifar = load_cifar10(split="report", n_train=N_TRAIN)

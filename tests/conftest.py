@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import cache
-from helpers.data import find_batches_dir, load_cifar10
+from helpers.report import cache
+from helpers.core.data import find_batches_dir, load_cifar10
 from helpers.errors import DataError
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -63,7 +63,7 @@ def cifar(fake_cifar):
 
 @pytest.fixture
 def trainings(monkeypatch):
-    """The configurations actually trained (not recalled from the cache) by helpers.cache, in order."""
+    """The configurations actually trained (not recalled from the cache) by helpers.report.cache, in order."""
     trained = []
     real = cache.run_experiment
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cache
-from helpers.data import load_cifar10
-from helpers.training import TrainConfig
+from helpers.report import cache
+from helpers.core.data import load_cifar10
+from helpers.core.training import TrainConfig
 
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
 
@@ -145,17 +145,18 @@ def test_the_training_code_is_part_of_the_keys(cifar, monkeypatch):
     assert cache.folder_for("search", {"coarse": 10}, cifar, "/c") != folder
 
 
-def test_the_code_identity_changes_with_every_numeric_module(tmp_path, monkeypatch):
-    package = Path(cache.__file__).parent
+def test_the_code_identity_changes_with_every_numeric_source(tmp_path, monkeypatch):
     copy = tmp_path / "helpers_copy"
-    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(cache, "__file__", str(copy / "cache.py"))
+    shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "PACKAGE", copy)
     cache.code_identity.cache_clear()
     identities = {cache.code_identity()}
-    for name in cache.NUMERIC_MODULES:
-        with open(copy / f"{name}.py", "a") as f:
+    sources = [path for pattern in cache.NUMERIC_SOURCES for path in sorted(copy.glob(pattern))]
+    assert {"layers.py", "network.py", "training.py", "experiments.py"} <= {path.name for path in sources}
+    for path in sources:
+        with open(path, "a") as f:
             f.write("# edited\n")
         cache.code_identity.cache_clear()
         identities.add(cache.code_identity())
     cache.code_identity.cache_clear()
-    assert len(identities) == 1 + len(cache.NUMERIC_MODULES)
+    assert len(identities) == 1 + len(sources)

@@ -5,7 +5,7 @@ import pytest
 
 from helpers.checkpoint import CheckpointError, load_network, save_network
 from helpers.errors import HelpersError
-from helpers.network import init_network, predict_proba, update_running_stats, forward_backward
+from helpers.core.network import init_network, predict_proba, update_running_stats, forward_backward
 
 
 def trained_looking_network(batch_norm=True):

@@ -63,8 +63,8 @@ def test_missing_data_says_how_to_get_it(tmp_path, capsys):
 
 def test_train_saves_a_checkpoint_that_predicts_like_the_run(cifar_dir, tmp_path):
     from helpers.checkpoint import load_network
-    from helpers.data import load_cifar10
-    from helpers.network import accuracy
+    from helpers.core.data import load_cifar10
+    from helpers.core.network import accuracy
 
     out, ckpt = tmp_path / "run.json", tmp_path / "net.npz"
     assert main(["train", "--data-dir", str(cifar_dir), "--split", "small", "--hidden", "20",

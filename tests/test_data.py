@@ -1,4 +1,4 @@
-"""Tests of helpers.data: loading, splitting, normalizing, checking and downloading CIFAR-10."""
+"""Tests of helpers.core.data: loading, splitting, normalizing, checking and downloading CIFAR-10."""
 import hashlib
 import http.server
 import io
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import BATCH_FILES, CLASS_NAMES, write_fake_cifar
-from helpers import data
-from helpers.data import download_cifar10, find_batches_dir, load_cifar10
+from helpers.core import data
+from helpers.core.data import download_cifar10, find_batches_dir, load_cifar10
 from helpers.errors import ConfigError, DataError
 
 

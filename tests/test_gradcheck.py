@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from helpers.cli import main
-from helpers.gradcheck import check_gradients, error_table, numerical_gradients, relative_error
-from helpers.layers import cross_entropy_forward
-from helpers.network import forward, init_network, regularization
+from helpers.core.gradcheck import check_gradients, error_table, numerical_gradients, relative_error
+from helpers.core.layers import cross_entropy_forward
+from helpers.core.network import forward, init_network, regularization
 
 
 def naive_numerical_gradients(net, X, y, lam, h, method):
@@ -125,7 +125,7 @@ def test_a_relu_kink_within_reach_of_the_step_is_handled():
     """A ReLU input 3e-7 from zero: a step of 1e-6 crosses the kink, so the
     check must shrink the step for the entries that do, and still agree."""
     net, X, y = small_problem([10, 8, 6, 4], True, n=20)
-    from helpers.network import forward as run
+    from helpers.core.network import forward as run
 
     _, caches, _ = run(net, X)
     S_hat = caches[1][1][0]  # layer 2's normalized scores

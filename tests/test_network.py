@@ -1,13 +1,13 @@
-"""Tests of helpers.network: gradients against PyTorch autograd, precision,
+"""Tests of helpers.core.network: gradients against PyTorch autograd, precision,
 initialization, and test-time (running-average) batch normalization."""
 
 import numpy as np
 import pytest
 import torch
 
-from helpers import layers, network
+from helpers.core import layers, network
 from helpers.errors import ConfigError
-from helpers.network import (
+from helpers.core.network import (
     BN_EPS,
     accuracy,
     cost_and_gradients,
@@ -445,7 +445,7 @@ def test_bias_gradient_of_a_batch_normalized_layer_is_zero(dims):
 def test_gradients_written_into_given_arrays_equal_new_ones(batch_norm):
     """The training loop passes views of one flat vector; they must get exactly
     the gradients that new arrays get, step after step."""
-    from helpers.training import flatten_parameters
+    from helpers.core.training import flatten_parameters
 
     net = make_net([30, 16, 12, 10], batch_norm)
     flat = flatten_parameters(net)

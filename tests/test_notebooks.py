@@ -1,7 +1,7 @@
 """The notebooks: committed clean, paired with their py:percent twins, and running in quick mode.
 
 The quick run executes every notebook once, as the main job does
-(helpers.report, NB_QUICK=1), into temporary folders: a fresh cache, so that
+(helpers.report.job, NB_QUICK=1), into temporary folders: a fresh cache, so that
 every run is really trained, and no committed figure is touched.
 """
 
@@ -12,9 +12,9 @@ import jupytext
 import nbformat
 import pytest
 
-from helpers import report, summary
+from helpers.report import job, summary
 
-NOTEBOOKS = report.notebook_paths()
+NOTEBOOKS = job.notebook_paths()
 FIGURES = {
     "01_gradient_check": ["01_gradient_check"],
     "02_three_layer": ["02_three_layer_curves"],
@@ -69,8 +69,8 @@ def quick_run(tmp_path_factory):
     """Every notebook run once in quick mode by the main job, into temporary folders."""
     root = tmp_path_factory.mktemp("quick")
     readme = root / "README.md"
-    shutil.copy(report.REPO / "README.md", readme)
-    text = report.run_report(quick=True, figures_dir=root / "figures", cache_dir=root / "cache", readme=readme,
+    shutil.copy(job.REPO / "README.md", readme)
+    text = job.run_report(quick=True, figures_dir=root / "figures", cache_dir=root / "cache", readme=readme,
                              executed_dir=root / "executed", log=lambda message: None)
     return root, text
 
@@ -114,7 +114,7 @@ def test_the_quick_run_puts_the_summary_into_the_readme(quick_run):
     root, text = quick_run
     readme = (root / "README.md").read_text()
     assert f"{summary.README_BEGIN}\n{text.rstrip()}\n{summary.README_END}" in readme
-    original = (report.REPO / "README.md").read_text()
+    original = (job.REPO / "README.md").read_text()
     assert readme.split(summary.README_BEGIN)[0] == original.split(summary.README_BEGIN)[0]
     assert readme.split(summary.README_END)[1] == original.split(summary.README_END)[1]
 
@@ -124,8 +124,8 @@ def test_running_a_notebook_again_recalls_its_runs_from_the_cache(quick_run):
     entries = {p: p.stat().st_mtime_ns for p in (root / "cache").glob("*.json")}
     searches = {p: p.stat().st_mtime_ns for p in (root / "cache").glob("lambda-search-*/runs.jsonl")}
     assert entries and searches
-    report.run_report(quick=True, figures_dir=root / "figures", cache_dir=root / "cache",
-                      notebooks=[report.NOTEBOOKS_DIR / "04_lambda_search.ipynb"],
+    job.run_report(quick=True, figures_dir=root / "figures", cache_dir=root / "cache",
+                      notebooks=[job.NOTEBOOKS_DIR / "04_lambda_search.ipynb"],
                       executed_dir=root / "again", log=lambda message: None)
     assert {p: p.stat().st_mtime_ns for p in (root / "cache").glob("*.json")} == entries
     assert {p: p.stat().st_mtime_ns for p in (root / "cache").glob("lambda-search-*/runs.jsonl")} == searches
@@ -138,8 +138,8 @@ def test_a_failing_notebook_stops_the_job_with_its_name(tmp_path):
     notebook.cells = [nbformat.v4.new_code_cell("1 / 0")]
     path = tmp_path / "09_broken.ipynb"
     nbformat.write(notebook, path)
-    with pytest.raises(report.NotebookError, match="09_broken.ipynb failed") as failure:
-        report.run_notebook(path, report.notebook_env(True, tmp_path, tmp_path), tmp_path / "executed")
+    with pytest.raises(job.NotebookError, match="09_broken.ipynb failed") as failure:
+        job.run_notebook(path, job.notebook_env(True, tmp_path, tmp_path), tmp_path / "executed")
     assert "ZeroDivisionError" in str(failure.value)
     executed = nbformat.read(tmp_path / "executed" / "09_broken.ipynb", as_version=4)
     assert executed.cells[0].outputs[0].output_type == "error"

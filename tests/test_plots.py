@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from helpers import plots
+from helpers.report import plots
 
 
 def fake_run(test_accuracy=0.5, steps=(0, 10, 20), shift=0.0):

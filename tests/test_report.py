@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import checks, report, summary
-from helpers.data import load_cifar10
-from helpers.tables import Table
+from helpers.report import checks, job, summary
+from helpers.core.data import load_cifar10
+from helpers.report.tables import Table
 
 
 def test_the_report_numbers_are_all_there_once():
@@ -135,26 +135,26 @@ def test_a_gradient_check_case_compares_both_differences(fake_cifar):
 
 def test_the_summary_says_how_it_was_made():
     table = Table(["a"], [["1"]])
-    text = report.summary_text(table, {"01_gradient_check": 12.3, "04_lambda_search": 200}, quick=False)
+    text = job.summary_text(table, {"01_gradient_check": 12.3, "04_lambda_search": 200}, quick=False)
     assert "`make report`" in text and "cifar-10-batches-py" in text
     assert "Wall time 3 min 32 s: 01_gradient_check 12 s, 04_lambda_search 3 min 20 s." in text
     assert text.endswith(table.to_markdown())
-    assert "not comparable" in report.summary_text(table, {}, quick=True)
+    assert "not comparable" in job.summary_text(table, {}, quick=True)
 
 
 def test_the_notebooks_are_found_in_order():
-    assert [p.name for p in report.notebook_paths()] == [
+    assert [p.name for p in job.notebook_paths()] == [
         "01_gradient_check.ipynb", "02_three_layer.ipynb", "03_nine_layer.ipynb", "04_lambda_search.ipynb",
         "05_init_sensitivity.ipynb"]
 
 
 def test_the_kernel_environment_carries_the_settings(tmp_path):
-    env = report.notebook_env(True, tmp_path / "f", tmp_path / "c")
+    env = job.notebook_env(True, tmp_path / "f", tmp_path / "c")
     assert env["NB_QUICK"] == "1" and env["TQDM_DISABLE"] == "1"
     assert env["NB_FIGURES_DIR"] == str(tmp_path / "f") and env["NB_CACHE_DIR"] == str(tmp_path / "c")
-    assert report.notebook_env(False, "f", "c")["NB_QUICK"] == "0"
+    assert job.notebook_env(False, "f", "c")["NB_QUICK"] == "0"
 
 
 def test_the_summary_names_data_inside_the_repository_by_a_relative_path(tmp_path):
-    assert report.shown_path(report.REPO / "data" / "cifar-10-batches-py") == Path("data/cifar-10-batches-py")
-    assert report.shown_path(tmp_path) == tmp_path.resolve()
+    assert job.shown_path(job.REPO / "data" / "cifar-10-batches-py") == Path("data/cifar-10-batches-py")
+    assert job.shown_path(tmp_path) == tmp_path.resolve()

@@ -33,7 +33,7 @@ from helpers.search import (
     sample_lambdas,
     stage_log10_range,
 )
-from helpers.training import TrainConfig
+from helpers.core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 

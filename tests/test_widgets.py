@@ -3,9 +3,9 @@ from dataclasses import replace
 import ipywidgets
 import pytest
 
-from helpers import cache, widgets
+from helpers.report import cache, widgets
 from helpers.errors import DivergedError
-from helpers.training import TrainConfig
+from helpers.core.training import TrainConfig
 
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
 

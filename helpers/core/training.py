@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, DivergedError
-from .progress import progress_bar
+from ..errors import ConfigError, DivergedError
+from ..progress import progress_bar
 from .network import (
     Network,
     evaluate,
@@ -168,7 +168,7 @@ def sgd_update(flat, eta, lam):
 def train(config, train_set, val_set, progress=True):
     """Train a network from scratch; see TrainConfig for the settings.
 
-    train_set, val_set: objects with X: (n, d) and y: (n,), e.g. helpers.data.Split.
+    train_set, val_set: objects with X: (n, d) and y: (n,), e.g. helpers.core.data.Split.
     Ctrl-C stops training cleanly: the result then holds what was trained so
     far, with interrupted=True. A NaN or infinite cost raises DivergedError.
     """

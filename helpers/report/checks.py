@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import N_CLASSES
-from .gradcheck import check_gradients, split_name
-from .network import init_network
+from ..core.data import N_CLASSES
+from ..core.gradcheck import check_gradients, split_name
+from ..core.network import init_network
 from .tables import Table
 
 METHODS = ("centered", "forward")

@@ -25,14 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiments import run_experiment
+from ..experiments import run_experiment
 
 CACHE_VERSION = 1
 """Raise it whenever the stored summary changes shape: every old entry is then ignored."""
 
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "results" / "cache"
-NUMERIC_MODULES = ("data", "layers", "network", "training", "experiments")
-"""The modules of this package whose code decides the numbers of a run."""
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "results" / "cache"
+PACKAGE = Path(__file__).resolve().parents[1]
+NUMERIC_SOURCES = ("core/*.py", "experiments.py")
+"""The files of this package whose code decides the numbers of a run: the core and run_experiment."""
 
 
 def write_atomically(path, data):
@@ -58,7 +59,7 @@ def write_atomically(path, data):
 def data_identity(cifar):
     """What a run's result depends on in the data, as a small JSON-able dict.
 
-    cifar: a helpers.data.Cifar10. The folder and the number of training
+    cifar: a helpers.core.data.Cifar10. The folder and the number of training
     images are kept as they are; the digest covers the rest: the labels of
     every part (which differ between splits) and the per-feature mean and
     standard deviation of the training images (which differ between copies
@@ -73,7 +74,7 @@ def data_identity(cifar):
 
 @lru_cache(maxsize=1)
 def code_identity():
-    """A digest of the source of the NUMERIC_MODULES.
+    """A digest of the source of the NUMERIC_SOURCES.
 
     Training is deterministic for one version of the code only: a change that
     merely reorders a floating-point sum moves every result as another seed
@@ -82,8 +83,9 @@ def code_identity():
     included: a needless retraining costs time, never a result.
     """
     content = hashlib.sha256()
-    for name in NUMERIC_MODULES:
-        content.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    for pattern in NUMERIC_SOURCES:
+        for path in sorted(PACKAGE.glob(pattern)):
+            content.update(path.read_bytes())
     return content.hexdigest()[:32]
 
 

@@ -3,7 +3,7 @@
 An Explorer is a row of controls, a status line, an area for the progress
 bar and one for the figure. When a control is released (continuous_update is
 off, so dragging does not start a run per pixel), `update` builds the
-TrainConfig of the chosen values, recalls its run from helpers.cache or
+TrainConfig of the chosen values, recalls its run from helpers.report.cache or
 trains it, showing the progress bar meanwhile, and draws the run's curves.
 
 update is a plain method, and the figure is put into its output area as a
@@ -16,8 +16,9 @@ from dataclasses import replace
 
 import ipywidgets as widgets
 
-from . import cache, plots
-from .errors import HelpersError
+from . import cache
+from . import plots
+from ..errors import HelpersError
 
 
 class Explorer:

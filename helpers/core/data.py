@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .progress import progress_bar
+from ..errors import ConfigError, DataError
+from ..progress import progress_bar
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -41,7 +41,7 @@ TEST_BATCH = "test_batch"
 META_FILE = "batches.meta"
 ALL_FILES = (*TRAIN_BATCHES, TEST_BATCH, META_FILE)
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("report", "small")
 VAL_SIZE = 5000  # images the "report" split keeps aside for validation
 N_FEATURES = 3072  # 32 x 32 pixels x 3 colour channels

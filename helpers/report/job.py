@@ -27,10 +27,10 @@ from nbclient.exceptions import CellExecutionError
 
 from . import summary
 from .cache import DEFAULT_CACHE_DIR, write_atomically
-from .data import find_batches_dir
-from .errors import HelpersError
+from ..core.data import find_batches_dir
+from ..errors import HelpersError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO / "notebooks"
 FIGURES_DIR = REPO / "figures"
 QUICK_DIR = REPO / "results" / "quick"

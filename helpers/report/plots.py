@@ -133,7 +133,7 @@ def search_figure(search, records):
 def gradcheck_figure(results):
     """Relative error of every parameter, centered and forward differences side by side.
 
-    results: from helpers.checks.run_case, one panel per case. The
+    results: from helpers.report.checks.run_case, one panel per case. The
     parameters the network leaves out (result["unused"]) are left out too.
     The times are left to the tables: they change from run to run, and the
     figure would change with them.
