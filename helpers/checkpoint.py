@@ -7,8 +7,8 @@ message instead of loading into something subtly wrong. No pickles: loading
 a checkpoint cannot run code.
 """
 
+import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import HelpersError
 from .core.network import Network
+from .files import write_atomically
 
 FORMAT = "helpers.network"
 VERSION = 1
@@ -28,8 +29,8 @@ class CheckpointError(HelpersError):
 def save_network(net, path, config=None):
     """Write net (and the configuration that trained it, a JSON-able dict) to path.
 
-    The file is written under a temporary name and renamed into place, so a
-    crash leaves either the old file or the new one, never half of one.
+    The file is written whole or not at all (helpers.files.write_atomically):
+    a crash leaves either the old file or the new one, never half of one.
     """
     path = Path(path)
     arrays = {
@@ -42,15 +43,9 @@ def save_network(net, path, config=None):
     }
     arrays.update({f"param/{name}": p for name, p in net.params.items()})
     arrays.update({f"running/{name}": r for name, r in net.running.items()})
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomically(path, buffer.getbuffer())
     return path
 
 

@@ -1,9 +1,7 @@
 """The command line: `python -m helpers {download,train,gradcheck} --help`."""
 
 import argparse
-import json
 import sys
-import os
 import time
 
 import numpy as np
@@ -13,6 +11,7 @@ from .checkpoint import save_network
 from .errors import ConfigError, HelpersError
 from .core.gradcheck import DEFAULT_H, check_gradients, error_table
 from .experiments import run_experiment
+from .files import write_json
 from .core.network import check_init, init_network
 from .search import add_search_command
 from .core.training import TrainConfig, check_config
@@ -148,10 +147,3 @@ def run_gradcheck(args):
         })
     return 0
 
-
-def write_json(path, obj):
-    """Write to a temporary file, then rename: a reader never sees half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)

@@ -50,6 +50,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from .core.data import load_cifar10
 from .errors import ConfigError, HelpersError
 from .experiments import run_experiment
+from .files import write_json
 from .progress import progress_bar
 from .core.training import TrainConfig, check_config
 
@@ -355,7 +356,7 @@ def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
         "results_file": RESULTS_FILE,
         "config": config.to_dict(),
     }
-    write_json_atomically(out / SUMMARY_FILE, summary)
+    write_json(out / SUMMARY_FILE, summary)
     return summary
 
 
@@ -419,16 +420,6 @@ def read_lines(path):
                 "by something other than the search. Delete that line, or move the file away to start afresh."
             ) from err
     return objects
-
-
-def write_json_atomically(path, obj):
-    """Write to a temporary file, make it durable, then rename: a reader never sees half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # --- Command line ----------------------------------------------------------------

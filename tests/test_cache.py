@@ -1,5 +1,4 @@
 import json
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -102,28 +101,6 @@ def test_an_interrupted_run_is_not_stored(cifar, tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "run_experiment", interrupted)
     assert cache.cached_experiment(TINY, cifar, tmp_path)["interrupted"]
     assert cache.lookup(TINY, cifar, tmp_path) is None
-
-
-def test_write_atomically_replaces_the_whole_file_and_leaves_no_temporary(tmp_path):
-    path = tmp_path / "sub" / "entry.json"
-    cache.write_atomically(path, b"old")
-    cache.write_atomically(path, b"new content")
-    assert path.read_bytes() == b"new content"
-    assert os.listdir(path.parent) == ["entry.json"]
-
-
-def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
-    path = tmp_path / "entry.json"
-    cache.write_atomically(path, b"old")
-
-    def full_disk(src, dst):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", full_disk)
-    with pytest.raises(OSError, match="No space"):
-        cache.write_atomically(path, b"new")
-    assert path.read_bytes() == b"old"
-    assert os.listdir(tmp_path) == ["entry.json"]
 
 
 def test_folder_for_is_keyed_by_settings_and_data(cifar, fake_cifar):

@@ -8,17 +8,15 @@ data or of the training code trains a new one.
 
 An entry is one JSON file, <cache_dir>/<key>.json, holding the summary of
 helpers.experiments.run_experiment. It is written to a temporary file in the
-same folder and renamed into place, so a reader never sees half an entry,
-whether training was interrupted or two kernels finished the same run at
-once. An entry that cannot be read (truncated, edited by hand, from an older
+same folder and renamed into place (helpers.files), so a reader never sees
+half an entry, whether training was interrupted or two kernels finished the
+same run at once. An entry that cannot be read (truncated, edited by hand, from an older
 format) is trained again and overwritten: a damaged cache costs time, never a
 result.
 """
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments import run_experiment
+from ..files import write_atomically
 
 CACHE_VERSION = 1
 """Raise it whenever the stored summary changes shape: every old entry is then ignored."""
@@ -34,26 +33,6 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "results" / "cache"
 PACKAGE = Path(__file__).resolve().parents[1]
 NUMERIC_SOURCES = ("core/*.py", "experiments.py")
 """The files of this package whose code decides the numbers of a run: the core and run_experiment."""
-
-
-def write_atomically(path, data):
-    """Write bytes to path through a temporary file and a rename.
-
-    os.replace is atomic on one file system, so path holds either its old
-    content or all of data, never part of it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def data_identity(cifar):

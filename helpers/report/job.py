@@ -26,9 +26,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from . import summary
-from .cache import DEFAULT_CACHE_DIR, write_atomically
+from .cache import DEFAULT_CACHE_DIR
 from ..core.data import find_batches_dir
 from ..errors import HelpersError
+from ..files import write_atomically
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO / "notebooks"

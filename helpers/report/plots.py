@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from .cache import write_atomically
+from ..files import write_atomically
 
 DPI = 120
 STYLE = {

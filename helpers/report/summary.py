@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import write_atomically
+from ..files import write_atomically
 from .tables import Table
 
 
