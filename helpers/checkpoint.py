@@ -14,16 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HelpersError
 from .core.network import Network
+from .errors import CheckpointError
 from .files import write_atomically
 
 FORMAT = "helpers.network"
 VERSION = 1
-
-
-class CheckpointError(HelpersError):
-    """A checkpoint file is missing, of another format or version, or damaged."""
 
 
 def save_network(net, path, config=None):

@@ -20,3 +20,11 @@ class ConfigError(HelpersError, ValueError):
 
 class DivergedError(HelpersError, FloatingPointError):
     """Training produced a NaN or infinite cost."""
+
+
+class CheckpointError(HelpersError):
+    """A checkpoint file is missing, of another format or version, or damaged."""
+
+
+class NotebookError(HelpersError):
+    """A notebook of the main job failed to run to its end."""

@@ -3,8 +3,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from helpers.checkpoint import CheckpointError, load_network, save_network
-from helpers.errors import HelpersError
+from helpers.checkpoint import load_network, save_network
+from helpers.errors import CheckpointError, HelpersError
 from helpers.core.network import init_network, predict_proba, update_running_stats, forward_backward
 
 

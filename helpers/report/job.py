@@ -28,7 +28,7 @@ from nbclient.exceptions import CellExecutionError
 from . import summary
 from .cache import DEFAULT_CACHE_DIR
 from ..core.data import find_batches_dir
-from ..errors import HelpersError
+from ..errors import HelpersError, NotebookError
 from ..files import write_atomically
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +38,6 @@ QUICK_DIR = REPO / "results" / "quick"
 EXECUTED_DIR = REPO / "results" / "notebooks"
 CELL_TIMEOUT = 3600
 """Seconds a cell may run before the job gives up on it (the lambda search takes minutes)."""
-
-
-class NotebookError(HelpersError):
-    """A notebook failed to run to its end."""
 
 
 def notebook_paths(folder=NOTEBOOKS_DIR):
