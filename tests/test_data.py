@@ -2,7 +2,10 @@
 import hashlib
 import http.server
 import io
+import os
 import pickle
+import shlex
+import struct
 import tarfile
 import threading
 from pathlib import Path
@@ -248,6 +251,118 @@ def test_integer_pixels_within_range_are_accepted(fake_cifar):
     rewrite_batch(fake_cifar / "data_batch_1", data=pixels.astype(np.int64))
     cifar = load_cifar10(fake_cifar, split="small")
     np.testing.assert_allclose(cifar.mean, pixels.mean(axis=0) / 255, rtol=1e-12)
+
+
+# --- Hostile files: a pickle may run any command --------------------------------
+
+
+class RunsACommand:
+    """Pickled, this is a call of os.system: a plain pickle.load of it runs the command."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("name", ["data_batch_1", "batches.meta"])
+def test_a_pickle_that_would_run_a_command_is_refused_and_runs_nothing(fake_cifar, tmp_path, name):
+    marker = tmp_path / "the command ran"
+    path = fake_cifar / name
+    content = pickle.loads(path.read_bytes())
+    content[b"label_names" if name == "batches.meta" else b"labels"] = RunsACommand(f"touch {shlex.quote(str(marker))}")
+    hostile = pickle.dumps(content)
+    # The threat is real: the ordinary way of reading CIFAR-10 runs the command.
+    pickle.loads(hostile)
+    assert marker.exists()
+    marker.unlink()
+
+    path.write_bytes(hostile)
+    with pytest.raises(DataError) as caught:
+        load_cifar10(fake_cifar, split="small")
+    assert not marker.exists()
+    message = str(caught.value)
+    assert str(path) in message and "is not an official CIFAR-10 batch" in message
+    assert "system" in message and "python -m helpers download" in message
+
+
+@pytest.mark.parametrize("name", [b"builtins\neval", b"subprocess\nPopen", b"numpy\nload", b"copyreg\n_reconstructor"])
+def test_only_what_builds_a_numpy_array_may_be_called(fake_cifar, name):
+    # GLOBAL, an argument tuple ("x",), REDUCE: a call of name("x").
+    (fake_cifar / "data_batch_1").write_bytes(b"\x80\x02c" + name + b"\nX\x01\x00\x00\x00x\x85R.")
+    with pytest.raises(DataError, match="not an official CIFAR-10 batch"):
+        load_cifar10(fake_cifar, split="small")
+
+
+def python2_pickle(obj) -> bytes:
+    """obj pickled as the official batches were: by Python 2's cPickle, protocol 2, with NumPy 1.
+
+    Python 2 strings are bytes here, and an array is rebuilt by
+    numpy.core.multiarray._reconstruct(ndarray, (0,), b"b") and then given its
+    state (version 1, shape, dtype, Fortran order, raw bytes); a dtype by
+    numpy.dtype(b"u1", 0, 1) and its state (3, b"|", None, None, None, -1, -1, 0).
+    """
+    out = bytearray(b"\x80\x02")
+
+    def put(x):
+        nonlocal out
+        if isinstance(x, dict):
+            out += b"}("
+            for key, value in x.items():
+                put(key)
+                put(value)
+            out += b"u"
+        elif isinstance(x, list):
+            out += b"]("
+            for value in x:
+                put(value)
+            out += b"e"
+        elif isinstance(x, tuple):
+            out += b"("
+            for value in x:
+                put(value)
+            out += b"t"
+        elif isinstance(x, bool):
+            out += b"\x88" if x else b"\x89"
+        elif isinstance(x, int):
+            out += b"J" + struct.pack("<i", x)
+        elif isinstance(x, bytes):
+            out += b"T" + struct.pack("<I", len(x)) + x
+        elif x is None:
+            out += b"N"
+        elif isinstance(x, np.dtype):
+            out += b"cnumpy\ndtype\n"
+            put((x.str[1:].encode(), 0, 1))
+            out += b"R"
+            put((3, x.str[:1].encode(), None, None, None, -1, -1, 0))
+            out += b"b"
+        elif isinstance(x, np.ndarray):
+            out += b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+            put((0,))
+            put(b"b")
+            out += b"\x87R"  # TUPLE3, REDUCE
+            put((1, x.shape, x.dtype, False, np.ascontiguousarray(x).tobytes()))
+            out += b"b"
+        else:
+            raise TypeError(type(x))
+
+    put(obj)
+    return bytes(out + b".")
+
+
+def test_batches_pickled_as_the_official_ones_load(fake_cifar):
+    expected = load_cifar10(fake_cifar, split="small")
+    for name in (*BATCH_FILES, "batches.meta"):
+        path = fake_cifar / name
+        content = pickle.loads(path.read_bytes())
+        official = python2_pickle(content)
+        assert pickle.loads(official, encoding="bytes").keys() == content.keys()
+        path.write_bytes(official)
+    cifar = load_cifar10(fake_cifar, split="small")
+    np.testing.assert_array_equal(cifar.train.X, expected.train.X)
+    np.testing.assert_array_equal(cifar.test.y, expected.test.y)
+    assert cifar.class_names == CLASS_NAMES
 
 
 # --- Downloading ----------------------------------------------------------------

@@ -11,6 +11,11 @@ Images come back one per row, as float32 (n, 3072): half the memory of
 float64, and precise enough for stochastic gradient descent. The per-feature
 mean and standard deviation come from the training part only, so validation
 and test images are normalized exactly as unseen images would be.
+
+The batches are pickles, and a pickle may call any function while it loads:
+a crafted "copy of CIFAR-10" could run any command. So they are read with an
+unpickler that rebuilds only what the official files hold (dicts, lists,
+bytes, integers and NumPy arrays) and refuses anything else before it runs.
 """
 from __future__ import annotations
 
@@ -46,6 +51,18 @@ SPLITS = ("report", "small")
 VAL_SIZE = 5000  # images the "report" split keeps aside for validation
 N_FEATURES = 3072  # 32 x 32 pixels x 3 colour channels
 N_CLASSES = 10
+
+_RECONSTRUCT = np.empty(0).__reduce__()[0]
+"""The function NumPy rebuilds a pickled array with (numpy.core.multiarray._reconstruct)."""
+_SAFE_GLOBALS = {
+    # The official archive was pickled by Python 2 with NumPy 1; NumPy 2 moved
+    # the function to numpy._core, where copies pickled since then name it.
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+"""Everything a CIFAR-10 batch may ask the unpickler to call: what makes a NumPy array."""
 
 _GET_DATA = (
     "Run `python -m helpers download`, or set CIFAR10_DIR to a folder holding "
@@ -186,6 +203,24 @@ def _data_root(data_dir: str | os.PathLike | None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+class _ForeignPickle(pickle.UnpicklingError):
+    """A pickle named a function or class that no official CIFAR-10 file holds."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that calls nothing but the few NumPy functions in _SAFE_GLOBALS.
+
+    Every function or class a pickle names goes through find_class before it
+    can be called; refusing it there means a hostile file runs nothing.
+    """
+
+    def find_class(self, module, name):
+        try:
+            return _SAFE_GLOBALS[module, name]
+        except KeyError:
+            raise _ForeignPickle(f"{module}.{name}") from None
+
+
 def _unpickle(path: Path, keys: tuple[bytes, ...]) -> dict:
     """Load one file of the official layout: a pickled dict holding keys."""
     if not path.is_file():
@@ -194,7 +229,15 @@ def _unpickle(path: Path, keys: tuple[bytes, ...]) -> dict:
     # UnpicklingError, ValueError, ...); to the user each means the same.
     try:
         with path.open("rb") as f:
-            content = pickle.load(f, encoding="bytes")
+            # encoding="bytes": the official files come from Python 2, whose
+            # strings (the keys, the pixels) load as bytes.
+            content = _BatchUnpickler(f, encoding="bytes").load()
+    except _ForeignPickle as err:
+        raise DataError(
+            f"CIFAR-10 file {path} is not an official CIFAR-10 batch: it asks to call {err}, "
+            "which no official file does, and loading it could run any command, so it was not "
+            "read. Use the official data (`python -m helpers download` replaces this copy)."
+        ) from None
     except Exception as err:
         raise DataError(
             f"CIFAR-10 file {path} is damaged and cannot be read "
