@@ -1,3 +1,4 @@
+import shlex
 import zipfile
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 
 from helpers.checkpoint import load_network, save_network
 from helpers.errors import CheckpointError, HelpersError
+from test_data import RunsACommand
 from helpers.core.network import init_network, predict_proba, update_running_stats, forward_backward
 
 
@@ -118,3 +120,23 @@ def test_checkpoints_hold_no_pickles(tmp_path):
             with z.open(name) as member:
                 header = member.read(128)
             assert b"'descr': '|O'" not in header, name
+
+
+@pytest.mark.parametrize("key", ["format", "config", "param/W1"])
+def test_a_checkpoint_holding_an_object_array_is_refused_and_runs_nothing(tmp_path, key):
+    net, _ = trained_looking_network()
+    path = save_network(net, tmp_path / "net.npz")
+    marker = tmp_path / "the command ran"
+    with np.load(path) as f:
+        arrays = dict(f)
+    # np.savez pickles an object array; loading it with pickles allowed would run the command.
+    arrays[key] = np.array([RunsACommand(f"touch {shlex.quote(str(marker))}")], dtype=object)
+    np.savez(path, **arrays)
+    with np.load(path, allow_pickle=True) as f:
+        f[key]
+    assert marker.exists()
+    marker.unlink()
+
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_network(path)
+    assert not marker.exists()
