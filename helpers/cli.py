@@ -1,8 +1,11 @@
-"""The command line: `python -m helpers {download,train,gradcheck} --help`."""
+"""The command line: `python -m helpers {download,train,gradcheck,search,report} --help`."""
 
 import argparse
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -13,7 +16,7 @@ from .core.gradcheck import DEFAULT_H, check_gradients, error_table
 from .experiments import run_experiment
 from .files import write_json
 from .core.network import check_init, init_network
-from .search import add_search_command
+from .search import SUMMARY_FILE, SearchConfig, check_search_config, process_pool, run_search
 from .core.training import TrainConfig, check_config
 
 
@@ -71,6 +74,7 @@ def build_parser():
     p.add_argument("--json", help="write the results to this JSON file")
     p.set_defaults(run=run_gradcheck)
     add_search_command(sub)
+    add_report_command(sub)
     return parser
 
 
@@ -147,3 +151,107 @@ def run_gradcheck(args):
         })
     return 0
 
+
+# --- search ------------------------------------------------------------------------
+
+
+def add_search_command(subparsers):
+    defaults, base = SearchConfig(), SearchConfig().base
+    p = subparsers.add_parser("search", help="staged random search of lambda, in parallel")
+    p.add_argument("--lam-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=list(defaults.lam_range),
+                   help="stage 1 draws lambda log-uniformly from here (default %(default)s)")
+    p.add_argument("--coarse", type=int, default=defaults.coarse, help="runs in stage 1 (default %(default)s)")
+    p.add_argument("--fine", type=int, default=defaults.fine, help="runs in each later stage (default %(default)s)")
+    p.add_argument("--stages", type=int, default=defaults.stages, help="(default %(default)s)")
+    p.add_argument("--shrink", type=float, default=defaults.shrink,
+                   help="each stage's log10 range is this many times narrower than the last (default %(default)s)")
+    p.add_argument("--cycles", type=int, default=defaults.cycles, help="learning-rate cycles per run (default %(default)s)")
+    p.add_argument("--hidden", type=int, nargs="*", default=list(base.hidden), help="hidden widths (default 50 50)")
+    p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    p.add_argument("--n-train", type=int, default=None, help="train on the first N images only (default: all 45,000)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask cluster instead")
+    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
+    p.add_argument("--out", required=True, help="folder for runs.jsonl and summary.json; reused runs are skipped")
+    p.set_defaults(run=run_search_command)
+
+
+def run_search_command(args):
+    config = SearchConfig(
+        lam_range=tuple(args.lam_range),
+        coarse=args.coarse,
+        fine=args.fine,
+        stages=args.stages,
+        shrink=args.shrink,
+        cycles=args.cycles,
+        seed=args.seed,
+        base=replace(SearchConfig().base, hidden=tuple(args.hidden), n_s=args.n_s),
+        n_train=args.n_train,
+    )
+    # Checked here too, so that bad settings are refused before workers or a cluster connection start.
+    check_search_config(config)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}.")
+    with executor_for(args) as executor:
+        summary = run_search(config, args.out, executor, args.data_dir)
+    for s in summary["stages"]:
+        low, high = s["lam_range"]
+        best = s["best"]
+        print(f"stage {s['stage']}: {len(s['lams'])} runs, lambda in [{low:.3g}, {high:.3g}]:"
+              f" best lambda {best['lam']:.4g} (validation accuracy {100 * best['val_accuracy']:.2f} %)")
+    best = summary["best"]
+    print(f"best lambda {best['lam']:.4g}: validation accuracy {100 * best['val_accuracy']:.2f} %,"
+          f" test accuracy {100 * best['test_accuracy']:.2f} %")
+    print(f"trained {summary['trained']} runs, reused {summary['reused']};"
+          f" summary in {Path(args.out) / SUMMARY_FILE}")
+    return 0
+
+
+@contextmanager
+def executor_for(args):
+    """The executor the command line asked for; shut down (and the Dask client closed) on leaving."""
+    if args.scheduler is None:
+        with process_pool(args.workers) as pool:
+            yield pool
+        return
+    # Imported only when asked for: distributed takes a second to import.
+    from distributed import Client
+
+    try:
+        client = Client(args.scheduler)
+    except OSError as err:
+        raise ConfigError(f"Cannot reach the Dask scheduler at {args.scheduler}: {err}") from err
+    with client:
+        yield client.get_executor()
+
+
+# --- report ------------------------------------------------------------------------
+
+
+def add_report_command(sub):
+    p = sub.add_parser(
+        "report", help="the main job: run every notebook headless, gather the results summary",
+        description="Run every notebook headless on a fresh kernel, save the executed copies to "
+                    "results/notebooks/, and gather the results summary into figures/summary.md and "
+                    "README.md (see helpers/report/job.py). Also `python -m helpers.report`.",
+    )
+    p.add_argument("--quick", action="store_true", help="small, fast runs (NB_QUICK=1), not into figures/")
+    p.add_argument("--figures-dir", help="where figures and summary.md go (default: figures/, or "
+                                         "results/quick/ with --quick)")
+    p.add_argument("--cache-dir", help="cache of finished runs (default: results/cache/)")
+    p.add_argument("--no-readme", action="store_true",
+                   help="leave README.md alone (it is never touched with --quick)")
+    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered one, in order)")
+    p.set_defaults(run=run_report_command)
+
+
+def run_report_command(args):
+    # Imported only here: nbclient and nbformat take seconds to import, which the other commands need not wait.
+    from .report import job
+
+    readme = None if args.quick or args.no_readme else job.REPO / "README.md"
+    job.run_report(args.quick, args.figures_dir, args.cache_dir or job.DEFAULT_CACHE_DIR, readme,
+                   args.notebooks or None)
+    return 0

@@ -40,7 +40,7 @@ import os
 import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -421,78 +421,3 @@ def read_lines(path):
             ) from err
     return objects
 
-
-# --- Command line ----------------------------------------------------------------
-
-
-def add_search_command(subparsers):
-    """Register `python -m helpers search`."""
-    defaults, base = SearchConfig(), SearchConfig().base
-    p = subparsers.add_parser("search", help="staged random search of lambda, in parallel")
-    p.add_argument("--lam-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=list(defaults.lam_range),
-                   help="stage 1 draws lambda log-uniformly from here (default %(default)s)")
-    p.add_argument("--coarse", type=int, default=defaults.coarse, help="runs in stage 1 (default %(default)s)")
-    p.add_argument("--fine", type=int, default=defaults.fine, help="runs in each later stage (default %(default)s)")
-    p.add_argument("--stages", type=int, default=defaults.stages, help="(default %(default)s)")
-    p.add_argument("--shrink", type=float, default=defaults.shrink,
-                   help="each stage's log10 range is this many times narrower than the last (default %(default)s)")
-    p.add_argument("--cycles", type=int, default=defaults.cycles, help="learning-rate cycles per run (default %(default)s)")
-    p.add_argument("--hidden", type=int, nargs="*", default=list(base.hidden), help="hidden widths (default 50 50)")
-    p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
-    p.add_argument("--n-train", type=int, default=None, help="train on the first N images only (default: all 45,000)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask cluster instead")
-    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
-    p.add_argument("--out", required=True, help="folder for runs.jsonl and summary.json; reused runs are skipped")
-    p.set_defaults(run=run_search_command)
-
-
-def run_search_command(args):
-    config = SearchConfig(
-        lam_range=tuple(args.lam_range),
-        coarse=args.coarse,
-        fine=args.fine,
-        stages=args.stages,
-        shrink=args.shrink,
-        cycles=args.cycles,
-        seed=args.seed,
-        base=replace(SearchConfig().base, hidden=tuple(args.hidden), n_s=args.n_s),
-        n_train=args.n_train,
-    )
-    # Checked here too, so that bad settings are refused before workers or a cluster connection start.
-    check_search_config(config)
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}.")
-    with executor_for(args) as executor:
-        summary = run_search(config, args.out, executor, args.data_dir)
-    for s in summary["stages"]:
-        low, high = s["lam_range"]
-        best = s["best"]
-        print(f"stage {s['stage']}: {len(s['lams'])} runs, lambda in [{low:.3g}, {high:.3g}]:"
-              f" best lambda {best['lam']:.4g} (validation accuracy {100 * best['val_accuracy']:.2f} %)")
-    best = summary["best"]
-    print(f"best lambda {best['lam']:.4g}: validation accuracy {100 * best['val_accuracy']:.2f} %,"
-          f" test accuracy {100 * best['test_accuracy']:.2f} %")
-    print(f"trained {summary['trained']} runs, reused {summary['reused']};"
-          f" summary in {Path(args.out) / SUMMARY_FILE}")
-    return 0
-
-
-@contextmanager
-def executor_for(args):
-    """The executor the command line asked for; shut down (and the Dask client closed) on leaving."""
-    if args.scheduler is None:
-        with process_pool(args.workers) as pool:
-            yield pool
-        return
-    # Imported only when asked for: distributed takes a second to import.
-    from distributed import Client
-
-    try:
-        client = Client(args.scheduler)
-    except OSError as err:
-        raise ConfigError(f"Cannot reach the Dask scheduler at {args.scheduler}: {err}") from err
-    with client:
-        yield client.get_executor()

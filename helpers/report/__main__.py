@@ -1,5 +1,6 @@
+"""`python -m helpers.report [--quick] ...`: the same as `python -m helpers report ...`."""
 import sys
 
-from .job import main
+from ..cli import main
 
-sys.exit(main())
+sys.exit(main(["report", *sys.argv[1:]]))

@@ -14,10 +14,8 @@ The executed copies, with their outputs, are saved to results/notebooks/ to
 be read. A failing cell stops the job with the notebook's name and the error.
 """
 
-import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from nbclient.exceptions import CellExecutionError
 from . import summary
 from .cache import DEFAULT_CACHE_DIR
 from ..core.data import find_batches_dir
-from ..errors import HelpersError, NotebookError
+from ..errors import NotebookError
 from ..files import write_atomically
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,26 +133,3 @@ def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readm
         write_atomically(readme, summary.replace_readme_block(readme.read_text(), text).encode())
     log(f"summary in {figures_dir / 'summary.md'}; total {format_seconds(sum(seconds.values()))}")
     return text
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m helpers.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small, fast runs (NB_QUICK=1), not into figures/")
-    parser.add_argument("--figures-dir", help="where figures and summary.md go (default: figures/, or "
-                                              "results/quick/ with --quick)")
-    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="cache of finished runs (default %(default)s)")
-    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone (it is never touched with --quick)")
-    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered one, in order)")
-    args = parser.parse_args(argv)
-    readme = None if args.quick or args.no_readme else REPO / "README.md"
-    try:
-        run_report(args.quick, args.figures_dir, args.cache_dir, readme, args.notebooks or None)
-    except HelpersError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
