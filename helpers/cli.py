@@ -1,6 +1,15 @@
-"""The command line: `python -m helpers {download,train,gradcheck,search,report} --help`."""
+"""The command line: `python -m helpers {download,train,gradcheck,search,report} --help`.
+
+Every command checks all its flags, every path it will write, and whether
+its network fits in memory before it reads any data or trains anything: a
+mistake costs a second, not an hour of training and its result. Whatever
+goes wrong on purpose ends as one line starting with `error:` on stderr and
+exit code 2; Ctrl-C ends with exit code 130.
+"""
 
 import argparse
+import math
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -9,20 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import data
 from .checkpoint import save_network
-from .errors import ConfigError, HelpersError
+from .core import data
 from .core.gradcheck import DEFAULT_H, check_gradients, error_table
-from .experiments import run_experiment
-from .files import write_json
-from .core.network import check_init, init_network
-from .search import SUMMARY_FILE, SearchConfig, check_search_config, process_pool, run_search
+from .core.network import EVAL_CHUNK, check_init, init_network
 from .core.training import TrainConfig, check_config
+from .errors import ConfigError, HelpersError, OutputError
+from .experiments import run_experiment
+from .files import check_writable_file, check_writable_folder, write_json
+from .search import SUMMARY_FILE, SearchConfig, check_search_config, cores, process_pool, run_search
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except HelpersError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -32,47 +41,66 @@ def main(argv=None):
         return 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes end like every other error: one `error:` line, exit code 2."""
+
+    def error(self, message):
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
+def number(text):
+    """A float flag. float() alone would take "nan" and "inf", which no setting can use."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    parser = Parser(prog="python -m helpers", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(required=True, metavar="command")
 
     p = sub.add_parser("download", help="download and verify CIFAR-10")
     p.add_argument("--data-dir", help="folder to hold cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--from", dest="url", default=data.OFFICIAL_URL, help="archive URL; file:// works too")
-    p.add_argument("--md5", default=data.OFFICIAL_MD5, help="expected MD5 of the archive")
-    p.set_defaults(run=run_download)
+    p.add_argument("--md5", default=data.OFFICIAL_MD5, help="expected MD5 of the archive ('' skips the check)")
+    p.set_defaults(run=run_download, parser=p)
 
     defaults = TrainConfig()
     p = sub.add_parser("train", help="train a network with the report's settings")
     add_network_args(p, defaults.hidden)
-    p.add_argument("--lam", type=float, default=defaults.lam, help="L2 weight lambda (default %(default)s)")
+    p.add_argument("--lam", type=number, default=defaults.lam, help="L2 weight lambda (default %(default)s)")
     p.add_argument("--cycles", type=int, default=defaults.cycles, help="learning-rate cycles (default %(default)s)")
     p.add_argument("--n-batch", type=int, default=defaults.n_batch, help="mini-batch size (default %(default)s)")
-    p.add_argument("--eta-min", type=float, default=defaults.eta_min, help="(default %(default)s)")
-    p.add_argument("--eta-max", type=float, default=defaults.eta_max, help="(default %(default)s)")
+    p.add_argument("--eta-min", type=number, default=defaults.eta_min, help="(default %(default)s)")
+    p.add_argument("--eta-max", type=number, default=defaults.eta_max, help="(default %(default)s)")
     p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
     init = p.add_mutually_exclusive_group()
-    init.add_argument("--init", choices=["he", "xavier"], default="he", help="weight initialization (default he)")
-    init.add_argument("--sigma", type=float, help="initialize every layer with this standard deviation instead")
-    p.add_argument("--alpha", type=float, default=defaults.alpha, help="BN running-average weight (default %(default)s)")
+    # default None, not "he": argparse would not see that "--init he --sigma 0.1" gives both.
+    init.add_argument("--init", choices=["he", "xavier"], help="weight initialization (default he)")
+    init.add_argument("--sigma", type=number, help="initialize every layer with this standard deviation instead")
+    p.add_argument("--alpha", type=number, default=defaults.alpha,
+                   help="BN running-average weight (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
-    p.add_argument("--split", choices=["report", "small"], default="report", help="data split (default report)")
+    p.add_argument("--split", choices=data.SPLITS, default="report", help="data split (default report)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--save", help="save the trained network to this .npz checkpoint")
-    p.set_defaults(run=run_train)
+    p.set_defaults(run=run_train, parser=p)
 
     p = sub.add_parser("gradcheck", help="check the analytic gradients against numerical ones")
     add_network_args(p, defaults.hidden)
-    p.add_argument("--dim", type=int, default=3072, help="input features kept (default %(default)s)")
+    p.add_argument("--dim", type=int, default=data.N_FEATURES, help="input features kept (default %(default)s)")
     p.add_argument("--n", type=int, default=100, help="training images used (default %(default)s)")
-    p.add_argument("--lam", type=float, default=defaults.lam, help="(default %(default)s)")
+    p.add_argument("--lam", type=number, default=defaults.lam, help="(default %(default)s)")
     p.add_argument("--method", choices=["centered", "forward"], default="centered")
-    p.add_argument("--h", type=float, default=DEFAULT_H, help="finite-difference step (default %(default)s)")
+    p.add_argument("--h", type=number, default=DEFAULT_H, help="finite-difference step (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
-    p.set_defaults(run=run_gradcheck)
+    p.set_defaults(run=run_gradcheck, parser=p)
+
     add_search_command(sub)
     add_report_command(sub)
     return parser
@@ -85,13 +113,199 @@ def add_network_args(p, hidden):
     bn.add_argument("--no-bn", dest="batch_norm", action="store_false", help="no batch normalization")
 
 
+def add_search_command(sub):
+    defaults, base = SearchConfig(), SearchConfig().base
+    p = sub.add_parser("search", help="staged random search of lambda, in parallel")
+    p.add_argument("--lam-range", type=number, nargs=2, metavar=("LOW", "HIGH"), default=list(defaults.lam_range),
+                   help="stage 1 draws lambda log-uniformly from here (default %(default)s)")
+    p.add_argument("--coarse", type=int, default=defaults.coarse, help="runs in stage 1 (default %(default)s)")
+    p.add_argument("--fine", type=int, default=defaults.fine, help="runs in each later stage (default %(default)s)")
+    p.add_argument("--stages", type=int, default=defaults.stages, help="(default %(default)s)")
+    p.add_argument("--shrink", type=number, default=defaults.shrink,
+                   help="each stage's log10 range is this many times narrower than the last (default %(default)s)")
+    p.add_argument("--cycles", type=int, default=defaults.cycles,
+                   help="learning-rate cycles per run (default %(default)s)")
+    p.add_argument("--hidden", type=int, nargs="*", default=list(base.hidden), help="hidden widths (default 50 50)")
+    p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    p.add_argument("--n-train", type=int, default=None, help="train on the first N images only (default: all 45,000)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask cluster instead")
+    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
+    p.add_argument("--out", required=True, help="folder for runs.jsonl and summary.json; reused runs are skipped")
+    p.set_defaults(run=run_search_command, parser=p)
+
+
+def add_report_command(sub):
+    p = sub.add_parser(
+        "report", help="the main job: run every notebook headless, gather the results summary",
+        description="Run every notebook headless on a fresh kernel, save the executed copies to "
+                    "results/notebooks/, and gather the results summary into figures/summary.md and "
+                    "README.md (see helpers/report/job.py). Also `python -m helpers.report`.",
+    )
+    p.add_argument("--quick", action="store_true", help="small, fast runs (NB_QUICK=1), not into figures/")
+    p.add_argument("--figures-dir", help="where figures and summary.md go (default: figures/, or "
+                                         "results/quick/ with --quick)")
+    p.add_argument("--cache-dir", help="cache of finished runs (default: results/cache/)")
+    p.add_argument("--no-readme", action="store_true",
+                   help="leave README.md alone (it is never touched with --quick)")
+    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered one, in order)")
+    p.set_defaults(run=run_report_command, parser=p)
+
+
+# --- Checking the flags ------------------------------------------------------------
+
+
+def check_flags(args, check):
+    """Return check(args); if it refuses a setting (ConfigError), name the flag to blame.
+
+    The core's check functions name settings ("n_batch must be >= 1"), not
+    flags, and a rule on two settings ("Need eta_min <= eta_max") cannot
+    know which one the user got wrong. The flag to blame is the first one
+    given whose default, put back in its place, changes the complaint.
+    args.parser is the command's parser, which knows the defaults.
+    """
+    try:
+        return check(args)
+    except ConfigError as err:
+        for name, value in vars(args).items():
+            default = args.parser.get_default(name)
+            if value == default:
+                continue
+            try:
+                check(argparse.Namespace(**{**vars(args), name: default}))
+            except ConfigError as other:
+                if str(other) == str(err):
+                    continue
+            raise ConfigError(f"--{name.replace('_', '-')}: {err}") from None
+        raise
+
+
+def check_training(config, n_train=None):
+    """Refuse a TrainConfig that cannot train: the core's checks, and those it makes only once training starts.
+
+    n_train, the number of training images, bounds n_batch when it is known.
+    """
+    check_config(config, n_train)
+    check_init(config.init)
+    if not 0 <= config.alpha < 1:
+        raise ConfigError(f"alpha must be in [0, 1), got {config.alpha}.")
+    check_seed(config.seed)
+
+
+def check_seed(seed):
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0 (NumPy's generators take no negative seed), got {seed}.")
+
+
+def parameter_count(dims, batch_norm):
+    """The number of parameters of a network of dims: W and b of every layer, gamma and beta of every BN layer."""
+    widths = dims[1:]
+    count = sum(d_in * d_out + d_out for d_in, d_out in zip(dims, widths))
+    return count + (2 * sum(widths[:-1]) if batch_norm else 0)
+
+
+def memory_needed(dims, batch_norm, itemsize, copies, rows, images):
+    """A lower bound of the memory that training or checking the network of dims takes, in bytes, by part.
+
+    copies: how many arrays the size of all the parameters are held at once
+    (training: the parameters, their gradient, one snapshot per cycle).
+    rows: the most images pushed through the network at once; each layer
+    keeps at least its scores and its output for every one of them.
+    images: the CIFAR-10 images held, as float32 rows of 3072 features.
+    """
+    return {
+        "weights": copies * parameter_count(dims, batch_norm) * itemsize,
+        "activations": 2 * rows * sum(dims[1:]) * itemsize,
+        "data": images * data.N_FEATURES * np.dtype(np.float32).itemsize,
+    }
+
+
+def machine_memory():
+    """The bytes of memory this process can have: the machine's, or its container's limit if lower.
+
+    All of it, not what is free now: a size is refused only if it cannot fit at all.
+    """
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # cgroup v2, v1
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def check_memory(parts, rows, what, advice, processes=1):
+    """Refuse work whose memory_needed (parts, in each of processes) exceeds the machine's.
+
+    what: the flags that ask for it; advice: what to change.
+    """
+    needed, available = processes * sum(parts.values()), machine_memory()
+    if needed <= available:
+        return
+    each = f", in each of {processes} processes" if processes > 1 else ""
+    raise ConfigError(
+        f"{what} needs at least {gigabytes(needed)} of memory, more than the {gigabytes(available)} of this"
+        f" machine: the weights and their copies alone need {gigabytes(parts['weights'])}, the activations"
+        f" of {rows:,} images at a time {gigabytes(parts['activations'])} and the data"
+        f" {gigabytes(parts['data'])}{each}. {advice}"
+    )
+
+
+def gigabytes(n_bytes):
+    return f"{n_bytes / 1e9:,.2f} GB"
+
+
+def shown(widths):
+    """Hidden widths as they were typed: "100 100", or "(none)"."""
+    return " ".join(map(str, widths)) or "(none)"
+
+
+def check_output_files(args, **sizes):
+    """Refuse the output files args.<flag>, for each flag of sizes, that could not be written once the work is done.
+
+    sizes: the bytes each file will take, if known (else 0).
+    """
+    given = {flag: getattr(args, flag) for flag in sizes if getattr(args, flag)}
+    for flag, path in given.items():
+        check_writable_file(path, f"--{flag}", sizes[flag])
+    if len(given) > len({Path(path).resolve() for path in given.values()}):
+        raise ConfigError(f"{' and '.join(f'--{flag}' for flag in given)} name the same file; give each its own.")
+
+
+def write_outputs(outputs):
+    """Write each (flag, path, write) in turn; one that fails (a full disk) does not stop the others.
+
+    Returns the paths written; raises OutputError naming the outputs that failed.
+    """
+    written, failed = [], []
+    for flag, path, write in outputs:
+        try:
+            write()
+            written.append(path)
+        except OSError as err:
+            failed.append(f"{flag} {path} ({err.strerror or err})")
+    if failed:
+        kept = f"; wrote {', '.join(map(str, written))}" if written else ""
+        raise OutputError(f"could not write {' and '.join(failed)}{kept}. Free some space, or choose another path.")
+    return written
+
+
+# --- download, train, gradcheck ---------------------------------------------------
+
+
 def run_download(args):
     folder = data.download_cifar10(args.data_dir, url=args.url, md5=args.md5 or None)
     print(f"CIFAR-10 is in {folder}")
     return 0
 
 
-def run_train(args):
+def train_settings(args):
+    """The TrainConfig of train's flags, checked against the official size of the split."""
+    defaults = TrainConfig()
     config = TrainConfig(
         hidden=tuple(args.hidden),
         batch_norm=args.batch_norm,
@@ -101,12 +315,24 @@ def run_train(args):
         eta_max=args.eta_max,
         n_s=args.n_s,
         cycles=args.cycles,
-        init=args.init if args.sigma is None else args.sigma,
+        init=args.sigma if args.sigma is not None else args.init or defaults.init,
         alpha=args.alpha,
         seed=args.seed,
     )
-    check_init(config.init)
-    check_config(config)
+    check_training(config, data.split_sizes(args.split)[0])
+    return config
+
+
+def run_train(args):
+    config = check_flags(args, train_settings)
+    n_train, n_val, n_test = data.split_sizes(args.split)
+    dims = [data.N_FEATURES, *config.hidden, data.N_CLASSES]
+    rows = max(config.n_batch, min(EVAL_CHUNK, n_train))  # evaluation goes EVAL_CHUNK images at a time
+    parts = memory_needed(dims, config.batch_norm, 4, 2 + config.cycles, rows, n_train + n_val + n_test)
+    check_memory(parts, rows, f"--hidden {shown(config.hidden)} with --n-batch {config.n_batch}",
+                 "Use fewer or narrower hidden layers, or a smaller --n-batch.")
+    check_output_files(args, json=0, save=4 * parameter_count(dims, config.batch_norm))
+
     cifar = data.load_cifar10(args.data_dir, split=args.split)
     print(f"training on {len(cifar.train.X)} images from {cifar.folder} (Ctrl-C stops and keeps the result)",
           flush=True)
@@ -118,23 +344,42 @@ def run_train(args):
     if summary["ensemble_test_accuracy"] is not None:
         print(f"ensemble of {summary['snapshots']} snapshots, test accuracy"
               f" {100 * summary['ensemble_test_accuracy']:.2f} %")
+    outputs = []
     if args.json:
-        write_json(args.json, summary)
+        outputs.append(("--json", args.json, lambda: write_json(args.json, summary)))
     if args.save:
-        print(f"saved the network to {save_network(result.net, args.save, config.to_dict())}")
+        outputs.append(("--save", args.save, lambda: save_network(result.net, args.save, config.to_dict())))
+    for path in write_outputs(outputs):
+        print(f"wrote {path}")
     return 0
 
 
+def gradcheck_settings(args):
+    """Refuse gradcheck's flags: the network's settings as for training, then the data it takes."""
+    check_training(TrainConfig(hidden=tuple(args.hidden), batch_norm=args.batch_norm, lam=args.lam, seed=args.seed))
+    n_images = data.split_sizes("small")[0]
+    if not 1 <= args.n <= n_images:
+        raise ConfigError(f"n (training images used) must be between 1 and {n_images}, got {args.n}.")
+    if not 1 <= args.dim <= data.N_FEATURES:
+        raise ConfigError(f"dim (input features kept) must be between 1 and {data.N_FEATURES}, got {args.dim}.")
+    if not args.h > 0:
+        raise ConfigError(f"h (the finite-difference step) must be > 0, got {args.h}.")
+
+
 def run_gradcheck(args):
-    if args.n < 1 or args.dim < 1:
-        raise ConfigError(f"--n and --dim must be >= 1, got n={args.n}, dim={args.dim}.")
-    if args.lam < 0:
-        raise ConfigError(f"--lam must be >= 0, got {args.lam}.")
+    check_flags(args, gradcheck_settings)
+    dims = [args.dim, *args.hidden, data.N_CLASSES]
+    # In float64: the network, the check's two copies of it, and the analytic and numerical gradients.
+    parts = memory_needed(dims, args.batch_norm, 8, 5, args.n, sum(data.split_sizes("small")))
+    check_memory(parts, args.n, f"--hidden {shown(args.hidden)} with --dim {args.dim} and --n {args.n}",
+                 "Use fewer or narrower hidden layers, or a smaller --dim or --n.")
+    check_output_files(args, json=0)
+
     cifar = data.load_cifar10(args.data_dir, split="small")
-    if args.n > len(cifar.train.X) or args.dim > cifar.train.X.shape[1]:
-        raise ConfigError(f"--n is at most {len(cifar.train.X)} and --dim at most {cifar.train.X.shape[1]}.")
+    if args.n > len(cifar.train.X):
+        raise ConfigError(f"--n is at most {len(cifar.train.X)}, the training images in {cifar.folder}.")
     X, y = cifar.train.X[: args.n, : args.dim], cifar.train.y[: args.n]
-    net = init_network([args.dim, *args.hidden, 10], args.batch_norm, "he", args.seed, np.float64)
+    net = init_network(dims, args.batch_norm, "he", args.seed, np.float64)
     start = time.perf_counter()
     report = check_gradients(net, X, y, args.lam, h=args.h, method=args.method)
     total = time.perf_counter() - start
@@ -143,42 +388,21 @@ def run_gradcheck(args):
     print(error_table(report["errors"]))
     print(f"max relative error {report['max_relative_error']:.2e}; {total:.2f} s")
     if args.json:
-        write_json(args.json, {
+        results = {
             "max_relative_error": report["max_relative_error"],
             "errors": report["errors"],
             "seconds": total,
-            "config": {k: v for k, v in vars(args).items() if k not in ("run", "json")},
-        })
+            "config": {k: v for k, v in vars(args).items() if k not in ("run", "parser", "json")},
+        }
+        write_outputs([("--json", args.json, lambda: write_json(args.json, results))])
     return 0
 
 
 # --- search ------------------------------------------------------------------------
 
 
-def add_search_command(subparsers):
-    defaults, base = SearchConfig(), SearchConfig().base
-    p = subparsers.add_parser("search", help="staged random search of lambda, in parallel")
-    p.add_argument("--lam-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=list(defaults.lam_range),
-                   help="stage 1 draws lambda log-uniformly from here (default %(default)s)")
-    p.add_argument("--coarse", type=int, default=defaults.coarse, help="runs in stage 1 (default %(default)s)")
-    p.add_argument("--fine", type=int, default=defaults.fine, help="runs in each later stage (default %(default)s)")
-    p.add_argument("--stages", type=int, default=defaults.stages, help="(default %(default)s)")
-    p.add_argument("--shrink", type=float, default=defaults.shrink,
-                   help="each stage's log10 range is this many times narrower than the last (default %(default)s)")
-    p.add_argument("--cycles", type=int, default=defaults.cycles, help="learning-rate cycles per run (default %(default)s)")
-    p.add_argument("--hidden", type=int, nargs="*", default=list(base.hidden), help="hidden widths (default 50 50)")
-    p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
-    p.add_argument("--n-train", type=int, default=None, help="train on the first N images only (default: all 45,000)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask cluster instead")
-    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
-    p.add_argument("--out", required=True, help="folder for runs.jsonl and summary.json; reused runs are skipped")
-    p.set_defaults(run=run_search_command)
-
-
-def run_search_command(args):
+def search_settings(args):
+    """The SearchConfig of search's flags, checked."""
     config = SearchConfig(
         lam_range=tuple(args.lam_range),
         coarse=args.coarse,
@@ -190,12 +414,38 @@ def run_search_command(args):
         base=replace(SearchConfig().base, hidden=tuple(args.hidden), n_s=args.n_s),
         n_train=args.n_train,
     )
-    # Checked here too, so that bad settings are refused before workers or a cluster connection start.
     check_search_config(config)
+    check_seed(config.seed)
+    n_images = data.split_sizes("report")[0]
+    if config.n_train is not None and config.n_train > n_images:
+        raise ConfigError(f"n_train must be at most {n_images}, the training images of the report split,"
+                          f" got {config.n_train}.")
     if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}.")
-    with executor_for(args) as executor:
-        summary = run_search(config, args.out, executor, args.data_dir)
+        raise ConfigError(f"workers must be >= 1, got {args.workers}.")
+    return config
+
+
+def run_search_command(args):
+    config = check_flags(args, search_settings)
+    if args.scheduler is None:  # a cluster's memory is its workers', not this machine's
+        workers = args.workers or cores()
+        n_train, n_val, n_test = data.split_sizes("report", config.n_train)
+        base = config.base
+        rows = max(base.n_batch, min(EVAL_CHUNK, n_train))
+        parts = memory_needed([data.N_FEATURES, *base.hidden, data.N_CLASSES], base.batch_norm, 4,
+                              2 + config.cycles, rows, n_train + n_val + n_test)
+        check_memory(parts, rows, f"--hidden {shown(base.hidden)} with {workers} workers",
+                     "Use fewer or narrower hidden layers, or fewer --workers.", processes=workers)
+    check_writable_folder(args.out, "--out")
+
+    try:
+        with executor_for(args) as executor:
+            summary = run_search(config, args.out, executor, args.data_dir)
+    except OSError as err:
+        raise OutputError(
+            f"could not write the search's results in --out {args.out} ({err}). The runs recorded so far are"
+            f" kept in its runs.jsonl: free some space and run the same command again to finish."
+        ) from err
     for s in summary["stages"]:
         low, high = s["lam_range"]
         best = s["best"]
@@ -230,28 +480,28 @@ def executor_for(args):
 # --- report ------------------------------------------------------------------------
 
 
-def add_report_command(sub):
-    p = sub.add_parser(
-        "report", help="the main job: run every notebook headless, gather the results summary",
-        description="Run every notebook headless on a fresh kernel, save the executed copies to "
-                    "results/notebooks/, and gather the results summary into figures/summary.md and "
-                    "README.md (see helpers/report/job.py). Also `python -m helpers.report`.",
-    )
-    p.add_argument("--quick", action="store_true", help="small, fast runs (NB_QUICK=1), not into figures/")
-    p.add_argument("--figures-dir", help="where figures and summary.md go (default: figures/, or "
-                                         "results/quick/ with --quick)")
-    p.add_argument("--cache-dir", help="cache of finished runs (default: results/cache/)")
-    p.add_argument("--no-readme", action="store_true",
-                   help="leave README.md alone (it is never touched with --quick)")
-    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered one, in order)")
-    p.set_defaults(run=run_report_command)
-
-
 def run_report_command(args):
     # Imported only here: nbclient and nbformat take seconds to import, which the other commands need not wait.
     from .report import job
 
+    figures_dir = Path(args.figures_dir or (job.QUICK_DIR if args.quick else job.FIGURES_DIR))
+    cache_dir = Path(args.cache_dir or job.DEFAULT_CACHE_DIR)
     readme = None if args.quick or args.no_readme else job.REPO / "README.md"
-    job.run_report(args.quick, args.figures_dir, args.cache_dir or job.DEFAULT_CACHE_DIR, readme,
-                   args.notebooks or None)
+    notebooks = [Path(p) for p in args.notebooks] or None
+    for path in notebooks or []:
+        if not path.is_file() or path.suffix != ".ipynb":
+            problem = "is not an .ipynb file" if path.is_file() else "does not exist"
+            raise ConfigError(f"notebook {path} {problem}; give paths like notebooks/01_gradient_check.ipynb.")
+    check_writable_folder(figures_dir, "--figures-dir")
+    check_writable_folder(cache_dir, "--cache-dir")
+    check_writable_folder(job.EXECUTED_DIR, "the executed notebooks' folder")
+    if readme is not None:
+        check_writable_file(readme, "README.md (--no-readme leaves it alone)")
+    data.find_batches_dir()  # every notebook reads CIFAR-10: say now, not in the first notebook, if it is missing
+
+    try:
+        job.run_report(args.quick, figures_dir, cache_dir, readme, notebooks)
+    except OSError as err:
+        raise OutputError(f"the main job could not write its results ({err}); the notebooks run so far"
+                          f" kept theirs. Free some space and run it again: the cache recalls every run.") from err
     return 0

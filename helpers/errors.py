@@ -28,3 +28,7 @@ class CheckpointError(HelpersError):
 
 class NotebookError(HelpersError):
     """A notebook of the main job failed to run to its end."""
+
+
+class OutputError(HelpersError):
+    """A result could not be written where the command line was told to write it."""

@@ -6,12 +6,20 @@ temporary file in the target's folder, are forced to disk, and the temporary
 file is renamed over the target. os.replace is atomic within one file system,
 so the target holds either its old content or all of the new, even if the
 process is killed or the disk fills up midway.
+
+check_writable_file and check_writable_folder say, before any work starts,
+whether a path given for the results can be written at all: a run of an
+hour must not be lost to a typo in an output path.
 """
 
 import json
 import os
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
+
+from .errors import ConfigError
 
 
 def write_atomically(path, data: bytes):
@@ -53,3 +61,44 @@ def sync_folder(folder):
     finally:
         os.close(fd)
 
+
+def check_writable_file(path, flag, size=0):
+    """Refuse a file path that write_atomically could not write, naming flag (e.g. "--json").
+
+    The file and its folders need not exist yet; it is enough that they can
+    be created. size: the bytes the file will take, if known, so that a disk
+    too full for it is refused too.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give the path of a file in it, e.g. {path / 'out'}.")
+    if path.exists() and not path.is_file():
+        # Replacing a device or a pipe (/dev/null) with a regular file would break it for everyone.
+        raise ConfigError(f"{flag} {path} is not a regular file; give the path of a file to write.")
+    _check_folder(path.parent, flag, size, path)
+
+
+def check_writable_folder(folder, flag, size=0):
+    """Refuse a folder that cannot be created, or in which no file can be written, naming flag."""
+    _check_folder(Path(folder), flag, size, Path(folder))
+
+
+def _check_folder(folder, flag, size, target):
+    """Refuse folder, where target (folder, or a file in it) is to be written."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the nearest folder that exists; the rest will be created
+    if not existing.is_dir():
+        raise ConfigError(f"{flag}: cannot create {target}: {existing} is a file, not a folder. Choose another path.")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()  # the only sure test: write a file there
+    except OSError as err:
+        raise ConfigError(
+            f"{flag}: cannot create files in {existing} ({err.strerror or err}). Choose a folder you can write to."
+        ) from None
+    free = shutil.disk_usage(existing).free
+    if size > free:
+        raise ConfigError(
+            f"{flag}: {target} needs about {size / 1e6:,.0f} MB, but {existing} has only {free / 1e6:,.0f} MB free."
+            " Free some space or choose another folder."
+        )

@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import os
 import pickle
+import re
 import tarfile
 import tempfile
 import urllib.error
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..files import check_writable_folder
 from ..progress import progress_bar
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -49,6 +51,7 @@ ALL_FILES = (*TRAIN_BATCHES, TEST_BATCH, META_FILE)
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = ("report", "small")
 VAL_SIZE = 5000  # images the "report" split keeps aside for validation
+BATCH_SIZE = 10000  # images in each batch file of the official data
 N_FEATURES = 3072  # 32 x 32 pixels x 3 colour channels
 N_CLASSES = 10
 
@@ -123,6 +126,19 @@ def find_batches_dir(data_dir: str | os.PathLike | None = None) -> Path:
     raise DataError(f"No CIFAR-10 data in {root} (looked for {root / BATCHES_FOLDER}). {_GET_DATA}")
 
 
+def split_sizes(split: str, n_train: int | None = None) -> tuple[int, int, int]:
+    """(training, validation, test) images that load_cifar10(split=split, n_train=n_train)
+    returns from the official data: what a run will hold, known before reading it.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"Unknown split {split!r}; choose one of {', '.join(SPLITS)}.")
+    if split == "small":
+        train, val = BATCH_SIZE, BATCH_SIZE
+    else:
+        train, val = len(TRAIN_BATCHES) * BATCH_SIZE - VAL_SIZE, VAL_SIZE
+    return (train if n_train is None else min(n_train, train)), val, BATCH_SIZE
+
+
 def load_cifar10(
     data_dir: str | os.PathLike | None = None, split: str = "report", n_train: int | None = None
 ) -> Cifar10:
@@ -161,11 +177,17 @@ def download_cifar10(
 
     data_dir is resolved as in find_batches_dir. url may be http(s):// or
     file://; md5=None skips the checksum. Returns the cifar-10-batches-py folder.
+    A folder that cannot be written is refused before anything is fetched.
     """
     if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):
         raise ConfigError(
             f"Cannot download from {url!r}: give an http://, https:// or file:// URL, "
-            "e.g. file:///path/to/cifar-10-python.tar.gz."
+            "e.g. --from file:///path/to/cifar-10-python.tar.gz (url= in Python)."
+        )
+    if md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
+        raise ConfigError(
+            f"The expected MD5 must be 32 hexadecimal digits, got {md5!r}. Pass the archive's "
+            "checksum with --md5 (md5= in Python), or --md5 '' (md5=None) to skip the check."
         )
     existing = _readable_batches_dir(data_dir)
     if existing is not None:
@@ -174,6 +196,7 @@ def download_cifar10(
     root = _data_root(data_dir)
     if root.name == BATCHES_FOLDER:  # data_dir named the batches folder itself
         root = root.parent
+    check_writable_folder(root, "--data-dir")
     root.mkdir(parents=True, exist_ok=True)
     target = root / BATCHES_FOLDER
     # Everything happens in a scratch folder inside root, removed whatever

@@ -1,0 +1,280 @@
+"""Bad input to every command is refused before any data is read or anything is trained.
+
+Each refusal is one `error:` line naming the flag, exit code 2, no traceback.
+The functions that do the work of a command (load the data, train, check
+gradients, search, download, run the notebooks) are replaced by recorders:
+a bad flag must be refused before any of them is called.
+"""
+import errno
+import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import cli
+from helpers.checkpoint import load_network
+from helpers.core import data
+from helpers.core.network import init_network
+from helpers.core.training import TrainConfig, train
+from helpers.report import job
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkStarted(Exception):
+    """Raised by a recorder: the command got past its checks and started its work."""
+
+
+@pytest.fixture
+def work(monkeypatch):
+    """The names of the work functions called, in order; each raises WorkStarted instead of working."""
+    called = []
+
+    def recorder(name):
+        def record(*args, **kwargs):
+            called.append(name)
+            raise WorkStarted(name)
+
+        return record
+
+    for owner, name in [(data, "load_cifar10"), (data, "_fetch"), (cli, "run_experiment"),
+                        (cli, "check_gradients"), (cli, "run_search"), (job, "run_report")]:
+        monkeypatch.setattr(owner, name, recorder(name))
+    return called
+
+
+@pytest.fixture
+def paths(tmp_path):
+    """Stand-ins for the paths of BAD: a folder, a regular file, and a path below that file."""
+    (tmp_path / "file").write_text("")
+    return {"dir": str(tmp_path), "file": str(tmp_path / "file"), "under_file": str(tmp_path / "file" / "x.json"),
+            "out": str(tmp_path / "out")}
+
+
+HUGE = ["--hidden", "100000", "100000"]
+"""10 billion weights: refused by the memory check on any machine of today."""
+
+BAD = {
+    "train": [
+        (["--lam", "-1"], "--lam"),
+        (["--lam", "nan"], "--lam"),
+        (["--lam", "abc"], "--lam"),
+        (["--eta-min", "0"], "--eta-min"),
+        (["--eta-min", "0.5"], "--eta-min"),
+        (["--eta-max", "1e-6"], "--eta-max"),
+        (["--eta-max", "inf"], "--eta-max"),
+        (["--n-batch", "0"], "--n-batch"),
+        (["--n-batch", "45001"], "--n-batch"),
+        (["--n-batch", "20000", "--split", "small"], "--n-batch"),
+        (["--n-s", "0"], "--n-s"),
+        (["--n-s", "1.5"], "--n-s"),
+        (["--cycles", "0"], "--cycles"),
+        (["--hidden", "50", "0"], "--hidden"),
+        (["--hidden", "-5"], "--hidden"),
+        (["--hidden", "fifty"], "--hidden"),
+        (["--sigma", "0"], "--sigma"),
+        (["--sigma", "-0.1"], "--sigma"),
+        (["--alpha", "1"], "--alpha"),
+        (["--alpha", "-0.5"], "--alpha"),
+        (["--seed", "-1"], "--seed"),
+        (["--init", "zeros"], "--init"),
+        (["--init", "he", "--sigma", "0.1"], "--sigma"),
+        (["--bn", "--no-bn"], "--no-bn"),
+        (["--split", "big"], "--split"),
+        (["--epochs", "3"], "--epochs"),
+        (HUGE, "--hidden 100000 100000"),
+        (["--json", "{dir}"], "--json"),
+        (["--json", "{under_file}"], "--json"),
+        (["--json", "/proc/run.json"], "--json"),
+        (["--save", "{under_file}"], "--save"),
+        (["--save", "/dev/null"], "--save"),
+        (["--json", "{out}", "--save", "{out}"], "--json and --save"),
+    ],
+    "gradcheck": [
+        (["--n", "0"], "--n"),
+        (["--n", "10001"], "--n"),
+        (["--dim", "0"], "--dim"),
+        (["--dim", "3073"], "--dim"),
+        (["--lam", "-0.1"], "--lam"),
+        (["--h", "0"], "--h"),
+        (["--h", "-1e-6"], "--h"),
+        (["--h", "inf"], "--h"),
+        (["--seed", "-3"], "--seed"),
+        (["--hidden", "0"], "--hidden"),
+        (["--method", "backward"], "--method"),
+        ([*HUGE, "--n", "10000"], "--hidden 100000 100000"),
+        (["--json", "{dir}"], "--json"),
+        (["--json", "{under_file}"], "--json"),
+    ],
+    "search": [
+        (["--lam-range", "0", "1"], "--lam-range"),
+        (["--lam-range", "1e-1", "1e-5"], "--lam-range"),
+        (["--lam-range", "1e-5", "inf"], "--lam-range"),
+        (["--lam-range", "1e-5"], "--lam-range"),
+        (["--coarse", "0"], "--coarse"),
+        (["--fine", "0"], "--fine"),
+        (["--stages", "0"], "--stages"),
+        (["--shrink", "0.5"], "--shrink"),
+        (["--cycles", "0"], "--cycles"),
+        (["--hidden", "0"], "--hidden"),
+        (["--n-s", "0"], "--n-s"),
+        (["--seed", "-1"], "--seed"),
+        (["--n-train", "0"], "--n-train"),
+        (["--n-train", "50"], "--n-train"),
+        (["--n-train", "45001"], "--n-train"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
+        (HUGE, "--hidden 100000 100000"),
+        (["--out", "{file}"], "--out"),
+        (["--out", "{under_file}"], "--out"),
+        (["--out", "/proc/search"], "--out"),
+    ],
+    "download": [
+        (["--md5", "xyz"], "--md5"),
+        (["--from", "ftp://example.org/cifar-10-python.tar.gz"], "--from"),
+        (["--data-dir", "{under_file}"], "--data-dir"),
+        (["--data-dir", "/proc/cifar"], "--data-dir"),
+    ],
+    "report": [
+        (["--figures-dir", "{file}"], "--figures-dir"),
+        (["--figures-dir", "{under_file}"], "--figures-dir"),
+        (["--cache-dir", "/proc/cache"], "--cache-dir"),
+        (["--quick", "nothing.ipynb"], "nothing.ipynb"),
+        (["--quick", "{file}"], "is not an .ipynb file"),
+        (["--quickly"], "--quickly"),
+    ],
+}
+CASES = [(command, argv, words) for command, cases in BAD.items() for argv, words in cases]
+
+
+@pytest.mark.parametrize("command, argv, words", CASES, ids=[f"{c} {' '.join(a)}" for c, a, _ in CASES])
+def test_a_bad_flag_is_refused_before_any_work_with_one_line_naming_it(command, argv, words, work, paths, capsys):
+    argv = [arg.format(**paths) for arg in argv]
+    out = ["--out", paths["out"]] if command == "search" else []
+    code = cli.main([command, *out, *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert words in err
+    assert "Traceback" not in err
+    assert work == []
+    assert not Path(paths["out"]).exists()
+
+
+GOOD = [
+    (["train", "--eta-min", "0.2", "--eta-max", "0.5"], "load_cifar10"),
+    (["train", "--hidden"], "load_cifar10"),
+    (["train", "--sigma", "1e-4", "--alpha", "0", "--seed", "0"], "load_cifar10"),
+    (["train", "--n-batch", "10000", "--split", "small", "--json", "{out}/a/b/run.json", "--save", "{out}/n.npz"],
+     "load_cifar10"),
+    (["gradcheck", "--n", "10000", "--dim", "1", "--hidden", "5"], "load_cifar10"),
+    (["search", "--out", "{out}", "--n-train", "100", "--lam-range", "1e-3", "1e-2"], "run_search"),
+    (["download", "--data-dir", "{out}", "--from", "file:///nowhere.tar.gz", "--md5", ""], "_fetch"),
+    (["report", "--quick", "--cache-dir", "{out}/cache", "--figures-dir", "{out}/figures"], "run_report"),
+]
+
+
+@pytest.mark.parametrize("argv, first_work", GOOD, ids=[" ".join(a) for a, _ in GOOD])
+def test_good_flags_reach_the_work(argv, first_work, work, paths):
+    with pytest.raises(WorkStarted):
+        cli.main([arg.format(**paths) for arg in argv])
+    assert work == [first_work]
+
+
+def test_an_unwritable_json_path_is_refused_before_the_data_is_read_or_training_starts(
+        cifar_dir, tmp_path, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(cli, "run_experiment", lambda *args, **kwargs: trained.append(args))
+    (tmp_path / "results").write_text("a file where a folder was meant")
+    code = cli.main(["train", "--data-dir", str(cifar_dir), "--json", str(tmp_path / "results" / "run.json")])
+    assert code == 2 and trained == []
+    err = capsys.readouterr().err
+    assert err == f"error: --json: cannot create {tmp_path}/results/run.json: {tmp_path}/results is a file," \
+                  " not a folder. Choose another path.\n"
+
+
+def test_a_write_failing_at_the_end_is_reported_and_the_other_output_kept(fake_cifar, tmp_path, monkeypatch, capsys):
+    def full_disk(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "write_json", full_disk)
+    json_path, net_path = tmp_path / "run.json", tmp_path / "net.npz"
+    code = cli.main(["train", "--data-dir", str(fake_cifar), "--split", "small", "--hidden", "8", "--n-batch", "10",
+                     "--n-s", "4", "--cycles", "1", "--json", str(json_path), "--save", str(net_path)])
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert "test accuracy" in out
+    assert err.splitlines()[-1] == f"error: could not write --json {json_path} (No space left on device);" \
+                                   f" wrote {net_path}. Free some space, or choose another path."
+    assert not json_path.exists()
+    assert load_network(net_path)[0].dims == [3072, 8, 10]
+
+
+# --- The memory estimate -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dims", [[3072, 50, 50, 10], [12, 10], [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]])
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_parameter_count_counts_every_parameter_of_the_network(dims, batch_norm):
+    net = init_network(dims, batch_norm)
+    assert cli.parameter_count(dims, batch_norm) == sum(p.size for p in net.params.values())
+
+
+def test_memory_needed_is_a_lower_bound_of_what_training_takes(fake_cifar):
+    cifar = data.load_cifar10(fake_cifar, split="small")
+    config = TrainConfig(hidden=(400, 400), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
+    dims = [3072, 400, 400, 10]
+    parts = cli.memory_needed(dims, True, 4, 2 + config.cycles, rows=len(cifar.train.X), images=0)
+    tracemalloc.start()
+    try:
+        train(config, cifar.train, cifar.val, progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(parts.values()) <= peak
+    assert sum(parts.values()) > peak / 3  # and not a useless one
+
+
+def test_the_reports_network_fits_in_2_gb_and_a_hundred_thousand_wide_one_is_refused(monkeypatch):
+    monkeypatch.setattr(cli, "machine_memory", lambda: 2e9)
+    dims = [3072, 50, 50, 10]
+    report = cli.memory_needed(dims, True, 4, 4, rows=10_000, images=60_000)
+    cli.check_memory(report, 10_000, "--hidden 50 50", "Use fewer.")
+    monkeypatch.setattr(cli, "machine_memory", lambda: 0.5e9)
+    with pytest.raises(cli.ConfigError, match="the data 0.74 GB"):
+        cli.check_memory(report, 10_000, "--hidden 50 50", "Use fewer.")
+
+    monkeypatch.setattr(cli, "machine_memory", lambda: 16e9)
+    huge = [3072, 100_000, 100_000, 10]
+    weights = 4 * 4 * cli.parameter_count(huge, True)
+    with pytest.raises(cli.ConfigError) as caught:
+        cli.check_memory(cli.memory_needed(huge, True, 4, 4, 10_000, 60_000), 10_000, "--hidden 100000 100000",
+                         "Use narrower layers.")
+    message = str(caught.value)
+    assert message.startswith("--hidden 100000 100000 needs at least ")
+    assert f"the weights and their copies alone need {weights / 1e9:,.2f} GB" in message
+    assert "the activations of 10,000 images at a time 16.00 GB" in message
+    assert "more than the 16.00 GB of this machine" in message and message.endswith("Use narrower layers.")
+
+
+def test_machine_memory_is_at_most_the_physical_memory():
+    assert 0 < cli.machine_memory() <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+# --- python -m helpers.report ---------------------------------------------------------
+
+
+def test_python_m_helpers_report_is_the_report_command(tmp_path):
+    (tmp_path / "file").write_text("")
+    env = {"PATH": "/usr/bin:/bin", "TQDM_DISABLE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "helpers.report", "--figures-dir", str(tmp_path / "file" / "x")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --figures-dir") and len(proc.stderr.splitlines()) == 1
+    helped = subprocess.run([sys.executable, "-m", "helpers.report", "--help"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "--quick" in helped.stdout and "--no-readme" in helped.stdout
