@@ -84,6 +84,8 @@ def build_parser():
                    help="BN running-average weight (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     p.add_argument("--split", choices=data.SPLITS, default="report", help="data split (default report)")
+    p.add_argument("--textbook", action="store_true",
+                   help="use the plain textbook code path instead of the fast one (same math, slower)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--save", help="save the trained network to this .npz checkpoint")
@@ -318,6 +320,7 @@ def train_settings(args):
         init=args.sigma if args.sigma is not None else args.init or defaults.init,
         alpha=args.alpha,
         seed=args.seed,
+        textbook=args.textbook,
     )
     check_training(config, data.split_sizes(args.split)[0])
     return config

@@ -168,7 +168,7 @@ def test_a_bad_flag_is_refused_before_any_work_with_one_line_naming_it(command, 
 GOOD = [
     (["train", "--eta-min", "0.2", "--eta-max", "0.5"], "load_cifar10"),
     (["train", "--hidden"], "load_cifar10"),
-    (["train", "--sigma", "1e-4", "--alpha", "0", "--seed", "0"], "load_cifar10"),
+    (["train", "--sigma", "1e-4", "--alpha", "0", "--seed", "0", "--textbook"], "load_cifar10"),
     (["train", "--n-batch", "10000", "--split", "small", "--json", "{out}/a/b/run.json", "--save", "{out}/n.npz"],
      "load_cifar10"),
     (["gradcheck", "--n", "10000", "--dim", "1", "--hidden", "5"], "load_cifar10"),
@@ -195,6 +195,20 @@ def test_an_unwritable_json_path_is_refused_before_the_data_is_read_or_training_
     err = capsys.readouterr().err
     assert err == f"error: --json: cannot create {tmp_path}/results/run.json: {tmp_path}/results is a file," \
                   " not a folder. Choose another path.\n"
+
+
+def test_textbook_reaches_the_training_configuration(fake_cifar, monkeypatch):
+    configs = []
+
+    def capture(config, cifar):
+        configs.append(config)
+        raise WorkStarted("run_experiment")
+
+    monkeypatch.setattr(cli, "run_experiment", capture)
+    for textbook in ([], ["--textbook"]):
+        with pytest.raises(WorkStarted):
+            cli.main(["train", "--data-dir", str(fake_cifar), "--split", "small", "--n-batch", "10", *textbook])
+    assert [c.textbook for c in configs] == [False, True]
 
 
 def test_a_write_failing_at_the_end_is_reported_and_the_other_output_kept(fake_cifar, tmp_path, monkeypatch, capsys):

@@ -42,6 +42,7 @@ class TrainConfig:
     alpha: float = 0.9
     seed: int = 0
     evals_per_cycle: int = 10
+    textbook: bool = False
 
     def to_dict(self):
         d = asdict(self)
