@@ -26,7 +26,15 @@ from .core.training import TrainConfig, check_config
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
 from .files import check_writable_file, check_writable_folder, write_json
-from .search import SUMMARY_FILE, SearchConfig, check_search_config, cores, process_pool, run_search
+from .search import (
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    SearchConfig,
+    check_search_config,
+    cores,
+    process_pool,
+    run_search,
+)
 
 
 def main(argv=None):
@@ -331,10 +339,11 @@ def run_train(args):
     n_train, n_val, n_test = data.split_sizes(args.split)
     dims = [data.N_FEATURES, *config.hidden, data.N_CLASSES]
     rows = max(config.n_batch, min(EVAL_CHUNK, n_train))  # evaluation goes EVAL_CHUNK images at a time
-    parts = memory_needed(dims, config.batch_norm, 4, 2 + config.cycles, rows, n_train + n_val + n_test)
+    parts = memory_needed(dims, config.batch_norm, itemsize=4, copies=2 + config.cycles, rows=rows,
+                          images=n_train + n_val + n_test)
     check_memory(parts, rows, f"--hidden {shown(config.hidden)} with --n-batch {config.n_batch}",
                  "Use fewer or narrower hidden layers, or a smaller --n-batch.")
-    check_output_files(args, json=0, save=4 * parameter_count(dims, config.batch_norm))
+    check_output_files(args, json=0, save=4 * parameter_count(dims, config.batch_norm))  # float32 parameters
 
     cifar = data.load_cifar10(args.data_dir, split=args.split)
     print(f"training on {len(cifar.train.X)} images from {cifar.folder} (Ctrl-C stops and keeps the result)",
@@ -373,7 +382,8 @@ def run_gradcheck(args):
     check_flags(args, gradcheck_settings)
     dims = [args.dim, *args.hidden, data.N_CLASSES]
     # In float64: the network, the check's two copies of it, and the analytic and numerical gradients.
-    parts = memory_needed(dims, args.batch_norm, 8, 5, args.n, sum(data.split_sizes("small")))
+    parts = memory_needed(dims, args.batch_norm, itemsize=8, copies=5, rows=args.n,
+                          images=sum(data.split_sizes("small")))
     check_memory(parts, args.n, f"--hidden {shown(args.hidden)} with --dim {args.dim} and --n {args.n}",
                  "Use fewer or narrower hidden layers, or a smaller --dim or --n.")
     check_output_files(args, json=0)
@@ -435,8 +445,8 @@ def run_search_command(args):
         n_train, n_val, n_test = data.split_sizes("report", config.n_train)
         base = config.base
         rows = max(base.n_batch, min(EVAL_CHUNK, n_train))
-        parts = memory_needed([data.N_FEATURES, *base.hidden, data.N_CLASSES], base.batch_norm, 4,
-                              2 + config.cycles, rows, n_train + n_val + n_test)
+        parts = memory_needed([data.N_FEATURES, *base.hidden, data.N_CLASSES], base.batch_norm, itemsize=4,
+                              copies=2 + config.cycles, rows=rows, images=n_train + n_val + n_test)
         check_memory(parts, rows, f"--hidden {shown(base.hidden)} with {workers} workers",
                      "Use fewer or narrower hidden layers, or fewer --workers.", processes=workers)
     check_writable_folder(args.out, "--out")
@@ -446,8 +456,8 @@ def run_search_command(args):
             summary = run_search(config, args.out, executor, args.data_dir)
     except OSError as err:
         raise OutputError(
-            f"could not write the search's results in --out {args.out} ({err}). The runs recorded so far are"
-            f" kept in its runs.jsonl: free some space and run the same command again to finish."
+            f"the search stopped: {err}. The runs finished so far are kept in {Path(args.out) / RESULTS_FILE}:"
+            " fix the cause (a full disk?) and run the same command again to train only the others."
         ) from err
     for s in summary["stages"]:
         low, high = s["lam_range"]
@@ -505,6 +515,6 @@ def run_report_command(args):
     try:
         job.run_report(args.quick, figures_dir, cache_dir, readme, notebooks)
     except OSError as err:
-        raise OutputError(f"the main job could not write its results ({err}); the notebooks run so far"
-                          f" kept theirs. Free some space and run it again: the cache recalls every run.") from err
+        raise OutputError(f"the main job stopped: {err}. Fix the cause (a full disk?) and run it again:"
+                          " the cache recalls every run already finished.") from err
     return 0

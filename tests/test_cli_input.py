@@ -292,3 +292,17 @@ def test_python_m_helpers_report_is_the_report_command(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "helpers.report", "--help"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "--quick" in helped.stdout and "--no-readme" in helped.stdout
+
+
+@pytest.mark.parametrize("command, owner, name", [(["search", "--out", "{out}"], cli, "run_search"),
+                                                  (["report", "--quick"], job, "run_report")])
+def test_a_search_or_main_job_stopped_by_a_full_disk_says_so_in_one_line(command, owner, name, paths, monkeypatch,
+                                                                          capsys):
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(owner, name, full_disk)
+    assert cli.main([arg.format(**paths) for arg in command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the ") and "stopped: [Errno 28] No space left on device" in err
+    assert len(err.splitlines()) == 1 and "again" in err
