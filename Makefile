@@ -1,10 +1,13 @@
 # The two set-up commands of the README, each installing what it needs:
-#   make report   virtual environment, requirements, data; then the main job
+#   make report   virtual environment, the package and its requirements, data; then the main job
 #   make test     the same plus the dev extras; then the test suite (CI runs this)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SHARED_CIFAR := ../shared/cifar10/make_batches.py
+# -qq shows only errors: an editable install otherwise ends with setuptools'
+# general warning about folders named like the package, which is this one.
+PIP_INSTALL := -m pip install -qq
 
 .PHONY: report test data lab chromium
 
@@ -27,14 +30,16 @@ chromium:
 	  else echo "The browser tests need Chromium at /usr/bin/chromium: sudo apt-get install chromium"; exit 1; fi; \
 	fi
 
-$(VENV)/.runtime: requirements.txt
+# The package is installed editable (pip install -e): the notebooks and the
+# kernels import helpers/ of this folder, and edits to it count at once.
+$(VENV)/.runtime: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) $(PIP_INSTALL) --upgrade pip
+	$(PY) $(PIP_INSTALL) --editable .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) $(PIP_INSTALL) --editable ".[dev]"
 	touch $@
 
 # CIFAR10_DIR, when set, points at a copy the user already has. Otherwise the
