@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.data import N_CLASSES
-from ..core.gradcheck import check_gradients, split_name
+from ..core.gradcheck import KINDS, check_gradients, per_layer_rows, split_name
 from ..core.network import init_network
 from .tables import Table
 
 METHODS = ("centered", "forward")
-KINDS = ("W", "b", "gamma", "beta")
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,7 @@ def run_case(case, X, y, seed=0):
 def side_by_side(result):
     """The per-layer table of relative errors, "centered / forward" in each cell."""
     errors = result["errors"]
-    n_layers = max(split_name(name)[1] for name in errors["centered"])
-    rows = []
-    for l in range(1, n_layers + 1):
-        rows.append([l, *(_cell(errors, f"{kind}{l}", result["unused"]) for kind in KINDS)])
+    rows = per_layer_rows(errors["centered"], lambda name: _cell(errors, name, result["unused"]))
     seconds = result["seconds"]
     caption = (
         f"**{result['title']}**: relative errors, centered / forward differences "
@@ -87,8 +83,6 @@ def side_by_side(result):
 def _cell(errors, name, unused):
     if name in unused:
         return "unused"
-    if name not in errors["centered"]:
-        return "-"
     return " / ".join(f"{errors[method][name]:.1e}" for method in METHODS)
 
 
