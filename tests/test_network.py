@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from helpers.core import layers, network
+from helpers.core.gradcheck import relative_error
 from helpers.errors import ConfigError
 from helpers.core.network import (
     BN_EPS,
@@ -57,12 +58,6 @@ def make_net(dims, batch_norm, dtype=np.float64, seed=0, init="he"):
     net = init_network(dims, batch_norm=batch_norm, init=init, seed=seed, dtype=dtype)
     perturb_bn_params(net)
     return net
-
-
-def rel_error(a, t):
-    """max|a - t| / max(1e-12, max|a| + max|t|)."""
-    a, t = np.asarray(a, np.float64), np.asarray(t, np.float64)
-    return np.max(np.abs(a - t)) / max(1e-12, np.max(np.abs(a)) + np.max(np.abs(t)))
 
 
 def bn_cancelled_biases(net):
@@ -133,7 +128,7 @@ def test_cost_and_gradients_match_torch_autograd(dims, batch_norm, n, lam):
         if name in cancelled:
             assert np.max(np.abs(g - t_grads[name])) < 1e-10, name
         else:
-            assert rel_error(g, t_grads[name]) <= 1e-10, name
+            assert relative_error(g, t_grads[name]) <= 1e-10, name
 
 
 def test_regularization_term_covers_every_weight_matrix_only():
@@ -176,7 +171,7 @@ def test_gradients_match_torch_with_tiny_sigma_init(lam):
 
     assert cost == pytest.approx(t_cost, rel=1e-12)
     for name in set(grads) - bn_cancelled_biases(net):
-        assert rel_error(grads[name], t_grads[name]) <= 1e-10, name
+        assert relative_error(grads[name], t_grads[name]) <= 1e-10, name
 
 
 def test_bn_eps_is_the_layers_constant_and_small():
@@ -208,7 +203,7 @@ def test_float32_network_stays_float32_and_agrees_with_float64(dims, batch_norm,
             # The exact gradient is 0; float32 leaves noise at its own rounding level.
             assert np.max(np.abs(g)) < 1e-5, name
         else:
-            assert rel_error(g, grads64[name]) <= 1e-4, name
+            assert relative_error(g, grads64[name]) <= 1e-4, name
 
 
 def test_float32_network_keeps_float32_running_stats_and_probabilities():
