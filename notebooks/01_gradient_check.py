@@ -33,22 +33,20 @@
 # (`helpers.core.gradcheck.relative_error`).
 
 # %% tags=["parameters"]
-import os
-
-QUICK = os.environ.get("NB_QUICK", "0") not in ("", "0")  # NB_QUICK=1: small, fast runs (CI)
-N_FULL = 20 if QUICK else 100  # images in the last, full-size check
-FIGURES = os.environ.get("NB_FIGURES_DIR", "../results/quick" if QUICK else "../figures")
+QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
+FIGURES = None  # folder for figures and comparison rows; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
 
 # %%
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path("..").resolve()))  # the repository root, which holds helpers/
 # %matplotlib inline
 from IPython.display import display
 
 from helpers.report import checks, plots, summary
+from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
+
+settings = notebook_settings(quick=QUICK, figures=FIGURES)
+QUICK, FIGURES = settings.quick, settings.figures
+N_FULL = 20 if QUICK else 100  # images in the last, full-size check
 
 # %% [markdown]
 # The images come from `data_batch_1`, as in `python -m helpers gradcheck`.

@@ -4,6 +4,8 @@ A JupyterLab server is started from the venv on 127.0.0.1, on a free port,
 with a random token and private config, runtime, data and settings folders,
 serving a temporary copy of notebooks/ (so the committed notebooks are never
 touched) in quick mode (NB_QUICK=1), with a fresh cache and figures folder.
+Its kernels, this Python, import helpers as installed in the venv (make
+installs this checkout with pip install -e), as a student's would.
 For each notebook with a slider, the test opens it, runs all its cells from
 the Run menu, checks that no cell failed and that the figures are shown,
 moves the slider with the keyboard, and checks that the kernel trained the
@@ -11,8 +13,8 @@ chosen run and redrew the plot. Screenshots of each step go to
 tests/browser/screenshots/ (gitignored).
 
 These tests fail, never skip, when Playwright or Chromium is missing:
-`make test` installs Playwright (requirements-dev.txt); Chromium comes from
-apt (`apt-get install chromium`, which .ci/run does). Never `playwright install`.
+`make test` installs Playwright (requirements-dev.txt) and, as root, Chromium
+from apt (`apt-get install chromium`). Never `playwright install`.
 """
 
 import json
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from helpers.report import job
 
 pytestmark = pytest.mark.browser
 
@@ -80,7 +84,7 @@ def require_playwright():
     else:
         return sync_playwright
     pytest.fail(f"The browser tests need Playwright for Python, which is not installed ({missing}). Install the "
-                "dev extras: `.venv/bin/pip install -r requirements-dev.txt` (or `make test`). Do not run "
+                "dev extras: `make test`, or `.venv/bin/pip install -c constraints.txt -e '.[dev]'`. Do not run "
                 f"`playwright install`: the tests use Debian's Chromium, {CHROMIUM}.", pytrace=False)
 
 
@@ -178,11 +182,10 @@ def stop_server(process):
 def lab(tmp_path_factory):
     """JupyterLab from the venv, private folders, quick mode, on a copy of notebooks/; stopped afterwards."""
     base = tmp_path_factory.mktemp("jupyterlab")
-    root = base / "work" / "notebooks"  # the notebooks add ".." to sys.path to import helpers
-    root.mkdir(parents=True)
+    root = base / "notebooks"
+    root.mkdir()
     for notebook in NOTEBOOKS.glob("*.ipynb"):
         shutil.copy(notebook, root)
-    (base / "work" / "helpers").symlink_to(REPO / "helpers")  # helpers finds data/ from its real path
     home = {name: base / name for name in ("config", "runtime", "data", "ipython", "settings", "workspaces",
                                            "figures", "cache")}
     for folder in home.values():
@@ -201,6 +204,10 @@ def lab(tmp_path_factory):
         "NB_FIGURES_DIR": str(home["figures"]),
         "NB_CACHE_DIR": str(home["cache"]),  # fresh: every run is really trained
     }
+    try:
+        job.check_kernels_import_this_package(env, cwd=root)
+    except job.NotebookError as err:
+        pytest.fail(str(err), pytrace=False)
     port, token = free_port(), secrets.token_hex(24)
     log = base / "jupyterlab.log"
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
