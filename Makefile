@@ -18,8 +18,9 @@ report: $(VENV)/.runtime data
 	$(PY) -m helpers.report
 
 # JupyterLab on notebooks/; jupytext keeps each notebook's .py twin in sync on save.
+# The kernels' sockets are encrypted, as in the main job (helpers/report/job.py).
 lab: $(VENV)/.runtime data
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --MappingKernelManager.transport_encryption=required
 
 test: $(VENV)/.dev data chromium
 	$(PY) -m pytest

@@ -12,6 +12,7 @@ import shutil
 import jupytext
 import nbformat
 import pytest
+from traitlets.config import Config
 
 from helpers.report import job, summary
 from helpers.report.settings import notebook_settings
@@ -159,3 +160,24 @@ def test_a_failing_notebook_stops_the_job_with_its_name(tmp_path):
     executed = nbformat.read(tmp_path / "executed" / "09_broken.ipynb", as_version=4)
     assert executed.cells[0].outputs[0].output_type == "error"
 
+
+def test_a_notebook_runs_without_the_kernel_warning_about_plain_tcp(tmp_path, capfd, monkeypatch):
+    """ipykernel warns on stderr, at every start, that its sockets are not encrypted; the job encrypts them.
+
+    The kernels inherit the job's stderr, which capfd reads. The same run with
+    the kernel manager's default settings shows that the warning is still
+    ipykernel's, so that its absence means something.
+    """
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("from helpers.report.settings import notebook_settings\n"
+                                                "notebook_settings()")]
+    path = tmp_path / "01_settings.ipynb"
+    nbformat.write(notebook, path)
+    env = job.notebook_env(notebook_settings(True, tmp_path / "figures", tmp_path / "cache"))
+    executed = job.run_notebook(path, env, tmp_path / "executed")
+    assert "NotebookSettings(quick=True" in executed.cells[0].outputs[0]["data"]["text/plain"]
+    assert capfd.readouterr().err == ""
+
+    monkeypatch.setattr(job, "KERNEL_CONFIG", Config())
+    job.run_notebook(path, env, tmp_path / "executed")
+    assert "Kernel is running over TCP without encryption" in capfd.readouterr().err

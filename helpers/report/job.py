@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from . import summary
 from .cache import DEFAULT_CACHE_DIR, write_atomically
@@ -39,6 +40,10 @@ NOTEBOOKS_DIR = REPO / "notebooks"
 EXECUTED_DIR = REPO / "results" / "notebooks"
 CELL_TIMEOUT = 3600
 """Seconds a cell may run before the job gives up on it (the lambda search takes minutes)."""
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "required"}})
+"""The kernel's sockets are encrypted with keys its manager makes (CurveZMQ). Over
+plain TCP, ipykernel warns at every start that other processes of this machine
+could read the traffic."""
 
 
 class NotebookError(HelpersError):
@@ -86,7 +91,7 @@ def run_notebook(path, env, executed_dir=EXECUTED_DIR):
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
+    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT, config=KERNEL_CONFIG,
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute(env=env)
