@@ -206,3 +206,21 @@ def test_the_job_refuses_kernels_that_would_import_another_copy_of_helpers(tmp_p
     with pytest.raises(job.NotebookError, match=r"cannot import helpers \(ImportError: not here\): .* pip install -e"):
         job.check_kernels_import_this_package(env)
 
+
+def test_notebooks_are_named_on_the_command_line_with_or_without_folder_and_suffix(tmp_path):
+    path = job.NOTEBOOKS_DIR / "01_gradient_check.ipynb"
+    assert job.find_notebook("01_gradient_check") == path
+    assert job.find_notebook("01_gradient_check.ipynb") == path
+    assert job.find_notebook(str(path)) == path
+    with pytest.raises(job.NotebookError, match="no notebook 06_x: give a path, or one of .*01_gradient_check, 02_three_layer"):
+        job.find_notebook("06_x")
+
+
+def test_an_unknown_notebook_is_one_line_on_stderr(capsys):
+    assert job.main(["--quick", "06_x"]) == 1
+    assert capsys.readouterr().err.startswith("error: There is no notebook 06_x")
+
+
+def test_the_summary_names_data_inside_the_repository_by_a_relative_path(tmp_path):
+    assert job.shown_path(job.REPO / "data" / "cifar-10-batches-py") == Path("data/cifar-10-batches-py")
+    assert job.shown_path(tmp_path) == tmp_path.resolve()

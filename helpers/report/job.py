@@ -2,6 +2,7 @@
 
     python -m helpers.report            # full mode: figures/, figures/summary.md, the README's table
     python -m helpers.report --quick    # NB_QUICK=1: small runs; figures and summary in results/quick/
+    python -m helpers.report --quick 01_gradient_check    # one notebook
 
 Each notebook runs top to bottom on a fresh kernel, in its own folder, as it
 would in JupyterLab (nbclient, with the "python3" kernel of this Python's
@@ -53,6 +54,15 @@ class NotebookError(HelpersError):
 def notebook_paths(folder=NOTEBOOKS_DIR):
     """The numbered notebooks, in order: 01_*.ipynb, 02_*.ipynb, ..."""
     return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def find_notebook(name):
+    """The notebook a command line names: a path, or a notebook of notebooks/ with or without .ipynb."""
+    for path in (Path(name), NOTEBOOKS_DIR / name, NOTEBOOKS_DIR / f"{name}.ipynb"):
+        if path.is_file():
+            return path
+    raise NotebookError(f"There is no notebook {name}: give a path, or one of "
+                        f"{', '.join(p.stem for p in notebook_paths())}")
 
 
 def notebook_env(settings):
@@ -171,11 +181,13 @@ def main(argv=None):
                                               "results/quick/ with --quick)")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="cache of finished runs (default %(default)s)")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone (it is never touched with --quick)")
-    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered one, in order)")
+    parser.add_argument("notebooks", nargs="*", help="notebooks to run, as paths or names such as "
+                                                        "01_gradient_check (default: every numbered one, in order)")
     args = parser.parse_args(argv)
     readme = None if args.quick or args.no_readme else REPO / "README.md"
     try:
-        run_report(args.quick, args.figures_dir, args.cache_dir, readme, args.notebooks or None)
+        notebooks = [find_notebook(name) for name in args.notebooks] or None
+        run_report(args.quick, args.figures_dir, args.cache_dir, readme, notebooks)
     except HelpersError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
