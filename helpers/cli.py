@@ -160,7 +160,8 @@ def add_report_command(sub):
     p.add_argument("--cache-dir", help="cache of finished runs (default: results/cache/)")
     p.add_argument("--no-readme", action="store_true",
                    help="leave README.md alone (it is never touched with --quick)")
-    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: every numbered one, in order)")
+    p.add_argument("notebooks", nargs="*", help="notebooks to run, as paths or names such as "
+                                                "01_gradient_check (default: every numbered one, in order)")
     p.set_defaults(run=run_report_command, parser=p)
 
 
@@ -496,15 +497,12 @@ def executor_for(args):
 def run_report_command(args):
     # Imported only here: nbclient and nbformat take seconds to import, which the other commands need not wait.
     from .report import job
+    from .report.settings import notebook_settings
 
-    figures_dir = Path(args.figures_dir or (job.QUICK_DIR if args.quick else job.FIGURES_DIR))
-    cache_dir = Path(args.cache_dir or job.DEFAULT_CACHE_DIR)
+    settings = notebook_settings(args.quick, args.figures_dir, args.cache_dir, environ={})
+    figures_dir, cache_dir = settings.figures, settings.cache
     readme = None if args.quick or args.no_readme else job.REPO / "README.md"
-    notebooks = [Path(p) for p in args.notebooks] or None
-    for path in notebooks or []:
-        if not path.is_file() or path.suffix != ".ipynb":
-            problem = "is not an .ipynb file" if path.is_file() else "does not exist"
-            raise ConfigError(f"notebook {path} {problem}; give paths like notebooks/01_gradient_check.ipynb.")
+    notebooks = [job.find_notebook(name) for name in args.notebooks] or None
     check_writable_folder(figures_dir, "--figures-dir")
     check_writable_folder(cache_dir, "--cache-dir")
     check_writable_folder(job.EXECUTED_DIR, "the executed notebooks' folder")

@@ -28,24 +28,22 @@
 # from the cache (`results/cache/`) instead of being trained again.
 
 # %% tags=["parameters"]
-import os
-
-QUICK = os.environ.get("NB_QUICK", "0") not in ("", "0")  # NB_QUICK=1: small, fast runs (CI)
-N_TRAIN = 5000 if QUICK else None  # training images (None: all 45,000)
-N_S = 100 if QUICK else None  # steps per half cycle (None: five epochs, 2250)
-FIGURES = os.environ.get("NB_FIGURES_DIR", "../results/quick" if QUICK else "../figures")
-CACHE = os.environ.get("NB_CACHE_DIR", "../results/cache")
+QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
+FIGURES = None  # folder for figures and comparison rows; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
+CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 
 # %%
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path("..").resolve()))  # the repository root, which holds helpers/
 # %matplotlib inline
 from helpers.report import plots, summary
 from helpers.report.cache import cached_experiment
+from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 from helpers.core.training import TrainConfig
+
+settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
+QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
+N_TRAIN = 5000 if QUICK else None  # training images (None: all 45,000)
+N_S = 100 if QUICK else None  # steps per half cycle (None: five epochs, 2250)
 
 # %%
 cifar = load_cifar10(split="report", n_train=N_TRAIN)

@@ -29,11 +29,14 @@ def test_the_speed_benchmark_runs_and_its_ratios_add_up(cifar_dir, tmp_path):
             assert min(r["numpy_ms_per_step"], r["torch_ms_per_step"], r["matmul_floor_ms_per_step"]) > 0
             assert r["numpy_over_torch"] == pytest.approx(r["numpy_ms_per_step"] / r["torch_ms_per_step"])
             assert r["numpy_over_floor"] == pytest.approx(r["numpy_ms_per_step"] / r["matmul_floor_ms_per_step"])
-        for key in ("numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_ms_per_step"):
+            assert r["textbook_ms_per_step"] > 0
+        for key in ("numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_ms_per_step", "textbook_ms_per_step"):
             assert min(r[key] for r in rounds) <= row[key] <= max(r[key] for r in rounds)
             assert row["best_of_rounds"][key] == min(r[key] for r in rounds)
         best = row["best_of_rounds"]
         assert best["numpy_over_floor"] == pytest.approx(best["numpy_ms_per_step"] / best["matmul_floor_ms_per_step"])
+        for key, target in row["targets"].items():
+            assert target["met"] == (best[key] <= target["target"])
         phases = row["phases_ms_per_step"]
         assert list(phases) == ["gather the batch", "forward and loss", "backward", "update"]
         assert all(ms > 0 for ms in phases.values())

@@ -4,31 +4,26 @@ import numpy as np
 import pytest
 
 from helpers.cli import main
-from helpers.core.gradcheck import check_gradients, error_table, numerical_gradients, relative_error
-from helpers.core.layers import cross_entropy_forward
-from helpers.core.network import forward, init_network, regularization
+from helpers.core.gradcheck import (
+    check_gradients,
+    error_table,
+    numerical_gradients,
+    numerical_gradients_textbook,
+    relative_error,
+)
+from helpers.core.network import cost, init_network
 
 
-def naive_numerical_gradients(net, X, y, lam, h, method):
-    """The textbook check: perturb one entry, rerun the whole forward pass."""
-
-    def cost():
-        S, _, _ = forward(net, X, training=True)
-        return cross_entropy_forward(S, y)[0] + regularization(net, lam)
-
-    base = cost()
+def forward_differences_one_at_a_time(net, X, y, lam, h):
+    """The textbook check with forward differences, (J(theta + h) - J(theta)) / h."""
+    base = cost(net, X, y, lam)
     grads = {}
     for name, p in net.params.items():
         g = np.empty_like(p)
         for i in np.ndindex(p.shape):
             old = p[i]
             p[i] = old + h
-            plus = cost()
-            if method == "centered":
-                p[i] = old - h
-                g[i] = (plus - cost()) / (2 * h)
-            else:
-                g[i] = (plus - base) / h
+            g[i] = (cost(net, X, y, lam) - base) / h
             p[i] = old
         grads[name] = g
     return grads
@@ -54,12 +49,23 @@ def test_fast_numerical_gradients_equal_the_textbook_ones(dims, batch_norm, meth
     net, X, y = small_problem(dims, batch_norm)
     h = 1e-5
     fast = numerical_gradients(net, X, y, 0.01, h, method)
-    slow = naive_numerical_gradients(net, X, y, 0.01, h, method)
+    if method == "centered":
+        slow = numerical_gradients_textbook(net, X, y, 0.01, h)
+    else:
+        slow = forward_differences_one_at_a_time(net, X, y, 0.01, h)
     assert fast.keys() == slow.keys()
     for name in fast:
         assert fast[name].shape == net.params[name].shape
         # Both are finite differences of the same cost; they differ only by rounding.
         np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_the_textbook_check_passes_the_analytic_gradients(batch_norm):
+    net, X, y = small_problem([6, 5, 4], batch_norm, n=8)
+    report = check_gradients(net, X, y, lam=0.005, method="textbook")
+    assert report["max_relative_error"] < 1e-7
+    assert set(report["errors"]) == set(net.params)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
@@ -127,13 +133,13 @@ def test_a_relu_kink_within_reach_of_the_step_is_handled():
     net, X, y = small_problem([10, 8, 6, 4], True, n=20)
     from helpers.core.network import forward as run
 
-    _, caches, _ = run(net, X)
-    S_hat = caches[1][1][0]  # layer 2's normalized scores
+    _, caches = run(net, X)
+    S_hat = caches[1][1][1]  # layer 2's normalized scores, from its batch-norm cache
     # Move beta2[0] so that sample 0's ReLU input sits just above the kink.
     net.params["beta2"][0] = 3e-7 - net.params["gamma2"][0] * S_hat[0, 0]
     report = check_gradients(net, X, y, 0.0, h=1e-6)
     assert report["max_relative_error"] < 1e-6
-    naive = naive_numerical_gradients(net, X, y, 0.0, 1e-6, "centered")
+    naive = numerical_gradients_textbook(net, X, y, 0.0, 1e-6)
     assert relative_error(report["analytic"]["beta2"], naive["beta2"]) > 1e-3
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from helpers.core import layers, network
+from helpers.core.gradcheck import relative_error
 from helpers.errors import ConfigError
 from helpers.core.network import (
     BN_EPS,
@@ -57,12 +58,6 @@ def make_net(dims, batch_norm, dtype=np.float64, seed=0, init="he"):
     net = init_network(dims, batch_norm=batch_norm, init=init, seed=seed, dtype=dtype)
     perturb_bn_params(net)
     return net
-
-
-def rel_error(a, t):
-    """max|a - t| / max(1e-12, max|a| + max|t|)."""
-    a, t = np.asarray(a, np.float64), np.asarray(t, np.float64)
-    return np.max(np.abs(a - t)) / max(1e-12, np.max(np.abs(a)) + np.max(np.abs(t)))
 
 
 def bn_cancelled_biases(net):
@@ -133,7 +128,7 @@ def test_cost_and_gradients_match_torch_autograd(dims, batch_norm, n, lam):
         if name in cancelled:
             assert np.max(np.abs(g - t_grads[name])) < 1e-10, name
         else:
-            assert rel_error(g, t_grads[name]) <= 1e-10, name
+            assert relative_error(g, t_grads[name]) <= 1e-10, name
 
 
 def test_regularization_term_covers_every_weight_matrix_only():
@@ -176,7 +171,7 @@ def test_gradients_match_torch_with_tiny_sigma_init(lam):
 
     assert cost == pytest.approx(t_cost, rel=1e-12)
     for name in set(grads) - bn_cancelled_biases(net):
-        assert rel_error(grads[name], t_grads[name]) <= 1e-10, name
+        assert relative_error(grads[name], t_grads[name]) <= 1e-10, name
 
 
 def test_bn_eps_is_the_layers_constant_and_small():
@@ -208,7 +203,7 @@ def test_float32_network_stays_float32_and_agrees_with_float64(dims, batch_norm,
             # The exact gradient is 0; float32 leaves noise at its own rounding level.
             assert np.max(np.abs(g)) < 1e-5, name
         else:
-            assert rel_error(g, grads64[name]) <= 1e-4, name
+            assert relative_error(g, grads64[name]) <= 1e-4, name
 
 
 def test_float32_network_keeps_float32_running_stats_and_probabilities():
@@ -436,46 +431,3 @@ def test_bias_gradient_of_a_batch_normalized_layer_is_zero(dims):
         assert np.max(np.abs(grads[f"b{l}"])) < 1e-10, f"b{l}"
     # The last layer has no batch normalization: its bias does get a gradient.
     assert np.max(np.abs(grads[f"b{k}"])) > 1e-4
-
-
-# ---------------------------------------------- 6. gradients written in place
-
-
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_gradients_written_into_given_arrays_equal_new_ones(batch_norm):
-    """The training loop passes views of one flat vector; they must get exactly
-    the gradients that new arrays get, step after step."""
-    from helpers.core.training import flatten_parameters
-
-    net = make_net([30, 16, 12, 10], batch_norm)
-    flat = flatten_parameters(net)
-    for seed in (1, 2):
-        X, y = random_batch(30, 25, seed=seed)
-        _, _, fresh, _ = forward_backward(net, X, y, 0.0)
-        _, _, written, _ = forward_backward(net, X, y, 0.0, flat.grads)
-        assert written is flat.grads
-        for name in net.params:
-            np.testing.assert_array_equal(written[name], fresh[name], err_msg=name)
-    assert all(np.shares_memory(g, flat.gradient) for g in flat.grads.values())
-
-
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_a_scaled_pass_gives_the_gradients_of_the_cost_times_the_scale(batch_norm):
-    """The training loop passes scale = eta: the regularization term's gradient
-    must be scaled with the loss's."""
-    net = make_net([30, 16, 12, 10], batch_norm)
-    X, y = random_batch(30, 25, seed=3)
-    cost, _, grads, _ = forward_backward(net, X, y, 0.01)
-    scaled_cost, _, scaled, _ = forward_backward(net, X, y, 0.01, scale=0.05)
-    assert scaled_cost == cost
-    for name in net.params:
-        np.testing.assert_allclose(scaled[name], 0.05 * grads[name], rtol=1e-12, atol=1e-15, err_msg=name)
-
-
-def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
-    A = np.random.default_rng(0).standard_normal((37, 5)).astype(np.float32)
-    np.testing.assert_allclose(layers.batch_sum(A), A.sum(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(layers.batch_mean(A), A.mean(axis=0), rtol=1e-5, atol=1e-7)
-    assert layers.batch_sum(A).dtype == np.float32
-    out = np.empty(5, np.float32)
-    assert layers.batch_sum(A, out=out) is out

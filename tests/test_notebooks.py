@@ -5,14 +5,17 @@ The quick run executes every notebook once, as the main job does
 every run is really trained, and no committed figure is touched.
 """
 
+import ast
 import json
 import shutil
 
 import jupytext
 import nbformat
 import pytest
+from traitlets.config import Config
 
 from helpers.report import job, summary
+from helpers.report.settings import notebook_settings
 
 NOTEBOOKS = job.notebook_paths()
 FIGURES = {
@@ -55,13 +58,26 @@ def test_each_notebook_is_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_each_notebook_has_one_parameters_cell_first_that_reads_quick_mode(path):
+def test_each_notebook_has_one_parameters_cell_first_and_resolves_it_next(path):
+    """Plain assignments of literals, which papermill-style tools can override; the next cell resolves them."""
     notebook = nbformat.read(path, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0]
-    assert 'os.environ.get("NB_QUICK"' in tagged[0].source
+    statements = ast.parse(tagged[0].source).body
+    assert all(isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+               for s in statements), "the parameters cell holds only assignments NAME = literal"
+    parameters = {s.targets[0].id: ast.literal_eval(s.value) for s in statements}
+    assert "QUICK" in parameters and "FIGURES" in parameters
+    given = ", ".join(f"{name.lower()}={name}" for name in parameters)
+    assert f"settings = notebook_settings({given})" in code[1].source
     assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_imports_the_installed_package_not_a_path(path):
+    notebook = nbformat.read(path, as_version=4)
+    assert not [c for c in notebook.cells if "sys.path" in c.source]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +155,29 @@ def test_a_failing_notebook_stops_the_job_with_its_name(tmp_path):
     path = tmp_path / "09_broken.ipynb"
     nbformat.write(notebook, path)
     with pytest.raises(job.NotebookError, match="09_broken.ipynb failed") as failure:
-        job.run_notebook(path, job.notebook_env(True, tmp_path, tmp_path), tmp_path / "executed")
+        job.run_notebook(path, job.notebook_env(notebook_settings(True, tmp_path, tmp_path)), tmp_path / "executed")
     assert "ZeroDivisionError" in str(failure.value)
     executed = nbformat.read(tmp_path / "executed" / "09_broken.ipynb", as_version=4)
     assert executed.cells[0].outputs[0].output_type == "error"
+
+
+def test_a_notebook_runs_without_the_kernel_warning_about_plain_tcp(tmp_path, capfd, monkeypatch):
+    """ipykernel warns on stderr, at every start, that its sockets are not encrypted; the job encrypts them.
+
+    The kernels inherit the job's stderr, which capfd reads. The same run with
+    the kernel manager's default settings shows that the warning is still
+    ipykernel's, so that its absence means something.
+    """
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("from helpers.report.settings import notebook_settings\n"
+                                                "notebook_settings()")]
+    path = tmp_path / "01_settings.ipynb"
+    nbformat.write(notebook, path)
+    env = job.notebook_env(notebook_settings(True, tmp_path / "figures", tmp_path / "cache"))
+    executed = job.run_notebook(path, env, tmp_path / "executed")
+    assert "NotebookSettings(quick=True" in executed.cells[0].outputs[0]["data"]["text/plain"]
+    assert capfd.readouterr().err == ""
+
+    monkeypatch.setattr(job, "KERNEL_CONFIG", Config())
+    job.run_notebook(path, env, tmp_path / "executed")
+    assert "Kernel is running over TCP without encryption" in capfd.readouterr().err

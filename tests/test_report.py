@@ -1,12 +1,14 @@
 """The pieces of the main job that need no kernel: report numbers, tables, gradient-check cases."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from helpers.report import checks, job, summary
+from helpers.report import checks, job, settings, summary
 from helpers.core.data import load_cifar10
+from helpers.report.cache import DEFAULT_CACHE_DIR
 from helpers.report.tables import Table
 
 
@@ -149,10 +151,76 @@ def test_the_notebooks_are_found_in_order():
 
 
 def test_the_kernel_environment_carries_the_settings(tmp_path):
-    env = job.notebook_env(True, tmp_path / "f", tmp_path / "c")
+    env = job.notebook_env(settings.notebook_settings(True, tmp_path / "f", tmp_path / "c"))
     assert env["NB_QUICK"] == "1" and env["TQDM_DISABLE"] == "1"
     assert env["NB_FIGURES_DIR"] == str(tmp_path / "f") and env["NB_CACHE_DIR"] == str(tmp_path / "c")
-    assert job.notebook_env(False, "f", "c")["NB_QUICK"] == "0"
+    assert job.notebook_env(settings.notebook_settings(False, "f", "c"))["NB_QUICK"] == "0"
+
+
+def test_a_notebook_reads_the_settings_the_job_gives_its_kernel(tmp_path):
+    given = settings.notebook_settings(True, tmp_path / "f", tmp_path / "c")
+    assert settings.notebook_settings(environ=job.notebook_env(given)) == given
+
+
+def test_without_settings_a_notebook_uses_the_repository_folders():
+    assert settings.notebook_settings(environ={}) == settings.NotebookSettings(
+        False, job.REPO / "figures", DEFAULT_CACHE_DIR)
+    quick = settings.notebook_settings(environ={"NB_QUICK": "1"})
+    assert quick.quick and quick.figures == job.REPO / "results" / "quick"
+
+
+def test_a_setting_given_in_the_notebook_wins_over_the_environment(tmp_path):
+    environ = {"NB_QUICK": "1", "NB_FIGURES_DIR": str(tmp_path / "env"), "NB_CACHE_DIR": str(tmp_path / "env")}
+    given = settings.notebook_settings(False, tmp_path / "f", tmp_path / "c", environ=environ)
+    assert given == settings.NotebookSettings(False, tmp_path / "f", tmp_path / "c")
+
+
+def test_relative_folders_are_made_absolute_where_they_are_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    read = settings.notebook_settings(environ={"NB_FIGURES_DIR": "figs", "NB_CACHE_DIR": "../cache"})
+    assert read.figures == tmp_path / "figs" and read.cache.resolve() == tmp_path.parent / "cache"
+
+
+@pytest.mark.parametrize("value, quick", [("", False), ("0", False), ("no", False), ("1", True), ("True", True)])
+def test_nb_quick_reads_yes_or_no(value, quick):
+    assert settings.notebook_settings(environ={"NB_QUICK": value}).quick is quick
+
+
+def test_nb_quick_refuses_anything_else():
+    with pytest.raises(ValueError, match="NB_QUICK='quick': use 1"):
+        settings.notebook_settings(environ={"NB_QUICK": "quick"})
+
+
+def test_the_kernels_import_this_package():
+    job.check_kernels_import_this_package(dict(os.environ))
+
+
+def test_the_job_refuses_kernels_that_would_import_another_copy_of_helpers(tmp_path):
+    other = tmp_path / "helpers"
+    other.mkdir()
+    (other / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    with pytest.raises(job.NotebookError, match=f"would import helpers from {other}, not {job.PACKAGE_DIR}"):
+        job.check_kernels_import_this_package(env)
+    (other / "__init__.py").write_text("raise ImportError('not here')")
+    with pytest.raises(job.NotebookError, match=r"cannot import helpers \(ImportError: not here\): .* pip install -e"):
+        job.check_kernels_import_this_package(env)
+
+
+def test_notebooks_are_named_on_the_command_line_with_or_without_folder_and_suffix(tmp_path):
+    path = job.NOTEBOOKS_DIR / "01_gradient_check.ipynb"
+    assert job.find_notebook("01_gradient_check") == path
+    assert job.find_notebook("01_gradient_check.ipynb") == path
+    assert job.find_notebook(str(path)) == path
+    with pytest.raises(job.NotebookError, match="no notebook 06_x: give a path, or one of .*01_gradient_check, 02_three_layer"):
+        job.find_notebook("06_x")
+
+
+def test_an_unknown_notebook_is_one_line_on_stderr(capsys):
+    from helpers.cli import main
+
+    assert main(["report", "--quick", "06_x"]) == 2
+    assert capsys.readouterr().err.startswith("error: There is no notebook 06_x")
 
 
 def test_the_summary_names_data_inside_the_repository_by_a_relative_path(tmp_path):

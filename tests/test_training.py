@@ -128,18 +128,19 @@ def test_divergence_names_the_step_and_eta():
         train(config, blobs(400), blobs(100, seed=1), progress=False)
 
 
-def test_ctrl_c_returns_what_was_trained(monkeypatch):
+@pytest.mark.parametrize("textbook", [False, True])
+def test_ctrl_c_returns_what_was_trained(monkeypatch, textbook):
     calls = {"n": 0}
-    real_update = training.sgd_update
+    real_cyclical_eta = training.cyclical_eta
 
-    def interrupt_after_30(flat, eta, lam):
+    def interrupt_after_30(*args):
         calls["n"] += 1
         if calls["n"] > 30:
             raise KeyboardInterrupt
-        real_update(flat, eta, lam)
+        return real_cyclical_eta(*args)
 
-    monkeypatch.setattr(training, "sgd_update", interrupt_after_30)
-    result = train(TrainConfig(**TOY), blobs(1000), blobs(200, seed=1), progress=False)
+    monkeypatch.setattr(training, "cyclical_eta", interrupt_after_30)
+    result = train(TrainConfig(**TOY, textbook=textbook), blobs(1000), blobs(200, seed=1), progress=False)
     assert result.interrupted
     assert result.steps == 30
     assert len(result.etas) == 30

@@ -1,19 +1,18 @@
-"""The layers of the network as forward/backward pairs.
+"""The layers of the network, written as the assignment writes them.
 
-Every `*_forward` returns its output and the cache that the matching
-`*_backward` needs; every `*_backward` takes the gradient of the cost with
-respect to the forward's output and that cache, and returns the gradients with
-respect to the forward's inputs and parameters.
+Every layer is a pair of functions with one contract:
 
-Samples are rows: a mini-batch of n samples with d features is an (n, d) array.
+    out, cache = layer_forward(inputs..., params...)
+    d_inputs..., d_params... = layer_backward(dout, cache)
 
-Matrix products are written np.dot(A, B) rather than A @ B: the same BLAS
-call with less NumPy machinery around it. At mini-batch sizes that machinery
-is a good part of the cost of a product, more so when the machine is busy
-(benchmarks/speed.py).
+where dout is the gradient of the cost with respect to `out`, and the
+backward needs nothing but dout and the cache its forward made.
+
+Samples are rows: a mini-batch of n samples with d features is an (n, d)
+array. This is the plain version of the math, written to be read; the same
+math rearranged for speed lives in helpers/core/fast.py, and the tests check
+that the two agree.
 """
-
-from functools import lru_cache
 
 import numpy as np
 
@@ -25,150 +24,154 @@ a hidden layer's scores is about 1e-7, and a larger epsilon would swamp it and
 undo the normalization the experiment is about."""
 
 
+# --------------------------------------------------------------------- linear
+
+
 def linear_forward(H, W, b=None):
-    """S = H W + b; the cache is H.
+    """S = H W + b.
 
-    H: (n, d_in), W: (d_in, d_out), b: (d_out,) or None -> S: (n, d_out).
+    H: (n, d_in), W: (d_in, d_out), b: (d_out,) or None for a layer without
+    a bias -> S: (n, d_out).
     """
-    S = np.dot(H, W)
+    S = H @ W
     if b is not None:
-        S += b
-    return S, H
+        S = S + b
+    return S, (H, W, b is not None)
 
 
-def linear_backward(dS, H, W, dW=None, db=None, bias=True):
-    """Gradients of S = H W + b with respect to W and b (and H when asked).
-
-    dS: (n, d_out), H: (n, d_in), W: (d_in, d_out) -> dW: (d_in, d_out), db: (d_out,).
-    W is None for the first layer: nobody needs the gradient of the images, and
-    it would cost as much as the whole rest of the backward pass.
-    bias=False for a layer whose forward pass leaves b out: db is then None.
-    dW, db: arrays to write the gradients into (the training loop passes views
-    of one flat gradient vector), or None for new ones.
-    Returns dH: (n, d_in) or None, dW, db.
-    """
-    dW = np.dot(H.T, dS, out=dW)
-    db = batch_sum(dS, out=db) if bias else None
-    dH = None if W is None else np.dot(dS, W.T)
+def linear_backward(dS, cache):
+    """dS: (n, d_out) -> dH: (n, d_in), dW: (d_in, d_out), db: (d_out,) or None."""
+    H, W, has_bias = cache
+    dH = dS @ W.T
+    dW = H.T @ dS
+    db = dS.sum(axis=0) if has_bias else None
     return dH, dW, db
 
 
-def batch_sum(A, out=None):
-    """The sum over the batch (the rows). A: (n, d) -> (d,).
+# ---------------------------------------------------------- batch normalization
 
-    A product with a vector of ones is one BLAS call: at mini-batch sizes it
-    takes a third of the time of A.sum(axis=0), whose cost is mostly overhead.
+
+def batchnorm_forward(S, gamma, beta, running=None):
+    """Normalize every feature, then scale it by gamma and shift it by beta.
+
+    In training (running=None) the statistics are the batch's own: its mean
+    and its biased variance (divided by n, not n - 1). At test time running
+    is (mu_av, var_av), the averages kept during training.
+
+    S: (n, d), gamma, beta: (d,) -> S_tilde: (n, d).
+    The cache holds the mean and variance used, which training also needs
+    for the running averages (see batch_statistics).
     """
-    return np.dot(_constant(A.shape[0], 1, A.dtype), A, out=out)
-
-
-def batch_mean(A):
-    """The mean over the batch (the rows), as one product like batch_sum. A: (n, d) -> (d,)."""
-    n = A.shape[0]
-    return np.dot(_constant(n, 1 / n, A.dtype), A)
-
-
-@lru_cache(maxsize=32)
-def _constant(n, value, dtype):
-    """A read-only vector of n copies of value."""
-    vector = np.full(n, value, dtype)
-    vector.flags.writeable = False
-    return vector
-
-
-def batchnorm_forward(S, gamma, beta, mu=None, var=None):
-    """Normalize every feature, then scale and shift it.
-
-    S_hat = (S - mu) / sqrt(var + BN_EPS);  S_tilde = gamma * S_hat + beta.
-    In training, mu and var are None and the batch mean and biased batch
-    variance are used; at test time the caller passes the running averages.
-
-    S: (n, d), gamma, beta, mu, var: (d,) -> S_tilde: (n, d).
-    The cache is (S_hat, gamma, inv_std); also returns the mu and var used.
-    """
-    if mu is None:
-        mu = batch_mean(S)
-        S_hat = S - mu
-        var = batch_mean(S_hat * S_hat)
+    if running is None:
+        mu = S.mean(axis=0)  # (d,)
+        var = ((S - mu) ** 2).mean(axis=0)  # (d,)
     else:
-        S_hat = S - mu
-    inv_std = (var + BN_EPS) ** -0.5
-    S_hat *= inv_std
-    S_tilde = S_hat * gamma
-    S_tilde += beta
-    return S_tilde, (S_hat, gamma, inv_std), mu, var
+        mu, var = running
+    S_hat = (S - mu) / np.sqrt(var + BN_EPS)  # (n, d)
+    S_tilde = gamma * S_hat + beta  # (n, d)
+    return S_tilde, (S, S_hat, mu, var, gamma)
 
 
-def batchnorm_backward(dS_tilde, cache, dgamma=None, dbeta=None):
-    """Gradients of batch normalization in training mode (batch statistics).
+def batchnorm_backward(dS_tilde, cache):
+    """Batch normalization's backward pass (training mode), through its computation graph.
+
+    The forward pass is a chain of small steps,
+        mu = mean(S),  var = mean((S - mu)^2),  S_hat = (S - mu) / sqrt(var + eps),
+        S_tilde = gamma * S_hat + beta,
+    and S reaches S_hat three ways: directly, through mu and through var.
+    This walks the chain back one step at a time, and adds the three paths.
 
     dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,).
-    dgamma, dbeta: arrays to write those gradients into, or None for new ones.
-    The formula is the assignment's, folded: with g = dS_tilde * gamma,
-    dS = inv_std * (g - mean(g) - S_hat * mean(g * S_hat)), all means over the batch.
     """
-    S_hat, gamma, inv_std = cache
-    n = dS_tilde.shape[0]
-    dgamma = batch_sum(dS_tilde * S_hat, out=dgamma)
-    dbeta = batch_sum(dS_tilde, out=dbeta)
-    # mean(g) and mean(g * S_hat) are gamma * dbeta / n and gamma * dgamma / n.
-    dS = dS_tilde - dbeta / n
-    dS -= S_hat * (dgamma / n)
-    dS *= gamma * inv_std
+    S, S_hat, mu, var, gamma = cache
+    n = S.shape[0]
+    dgamma = (dS_tilde * S_hat).sum(axis=0)  # (d,)
+    dbeta = dS_tilde.sum(axis=0)  # (d,)
+    dS_hat = dS_tilde * gamma  # (n, d)
+
+    D = S - mu  # (n, d)
+    inv_std = 1 / np.sqrt(var + BN_EPS)  # (d,)
+    # S_hat = D * (var + eps)^(-1/2): the variance's share.
+    dvar = (dS_hat * D).sum(axis=0) * -0.5 * inv_std**3  # (d,)
+    # The mean's share: directly through D, and through var = mean(D^2).
+    dmu = -(dS_hat * inv_std).sum(axis=0) + dvar * (-2 / n) * D.sum(axis=0)  # (d,)
+    # Each S[i] reaches D[i] directly, var through D[i]^2 / n, and mu as 1 / n.
+    dS = dS_hat * inv_std + dvar * (2 / n) * D + dmu / n  # (n, d)
     return dS, dgamma, dbeta
 
 
+def batchnorm_backward_folded(dS_tilde, cache):
+    """The same gradients as batchnorm_backward, with the three paths folded into one formula.
+
+    The assignment's compact form: with G = dS_tilde * gamma, G1 = G (var + eps)^(-1/2),
+    G2 = G (var + eps)^(-3/2), D = S - mu and c = sum over the batch of G2 * D,
+        dS = G1 - mean(G1) - D * c / n.
+
+    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,).
+    """
+    S, S_hat, mu, var, gamma = cache
+    n = S.shape[0]
+    dgamma = (dS_tilde * S_hat).sum(axis=0)  # (d,)
+    dbeta = dS_tilde.sum(axis=0)  # (d,)
+    G = dS_tilde * gamma  # (n, d)
+    G1 = G * (var + BN_EPS) ** -0.5  # (n, d)
+    G2 = G * (var + BN_EPS) ** -1.5  # (n, d)
+    D = S - mu  # (n, d)
+    c = (G2 * D).sum(axis=0)  # (d,)
+    dS = G1 - G1.mean(axis=0) - D * c / n  # (n, d)
+    return dS, dgamma, dbeta
+
+
+# ----------------------------------------------------------------------- ReLU
+
+
 def relu_forward(S):
-    """H = max(S, 0), elementwise. S: (n, d) -> H: (n, d); the cache is H."""
-    H = np.maximum(S, 0)
-    return H, H
+    """H = max(S, 0), elementwise. S: (n, d) -> H: (n, d); the cache is S."""
+    return np.maximum(S, 0), S
 
 
-def relu_backward(dH, H):
-    """dS = dH where the unit was active, else 0. dH, H: (n, d) -> dS: (n, d)."""
-    return dH * (H > 0)
+def relu_backward(dH, cache):
+    """The gradient passes where the unit was active. dH: (n, d) -> dS: (n, d)."""
+    S = cache
+    return dH * (S > 0)
+
+
+# ------------------------------------------------------ softmax cross-entropy
+
+
+def log_softmax(S):
+    """log softmax over the last axis. S: (..., K) -> (..., K).
+
+    Shifted by each row's maximum first, so that exp cannot overflow, and
+    kept in logs, so that a confident wrong prediction costs a large finite
+    loss rather than log(0).
+    """
+    shifted = S - S.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def softmax(S):
-    """Row-wise softmax, shifted by the row maximum so that exp cannot overflow.
-
-    S: (n, K) -> P: (n, K), rows summing to one.
-    """
-    P = S - S.max(axis=1, keepdims=True)
-    np.exp(P, out=P)
-    P /= P.sum(axis=1, keepdims=True)
-    return P
+    """Class probabilities, each row summing to one. S: (..., K) -> P: (..., K)."""
+    return np.exp(log_softmax(S))
 
 
 def cross_entropy_forward(S, y):
-    """Mean cross-entropy of the softmax of the scores S against integer labels.
+    """Mean cross-entropy of the softmax of the scores against integer labels.
 
     S: (n, K), y: (n,) ints in 0..K-1 -> loss (a float), cache (P, y).
-    The loss uses log-sum-exp rather than log(P) so that a confident wrong
-    prediction gives a large finite loss instead of log(0).
     """
-    n, K = S.shape
-    rows = np.arange(n)
-    # Each row is shifted by its maximum, so that exp cannot overflow. Picking
-    # it with argmax takes a third of the time of S.max(axis=1) on short rows.
-    shifted = S - S[rows, S.argmax(axis=1)][:, None]
-    P = np.exp(shifted)
-    Z = np.dot(P, _constant(K, 1, P.dtype))
-    P /= Z[:, None]
-    loss = float(np.add.reduce(np.log(Z) - shifted[rows, y])) / n
-    return loss, (P, y)
+    n = S.shape[0]
+    log_P = log_softmax(S)  # (n, K)
+    loss = -log_P[np.arange(n), y].mean()
+    return float(loss), (np.exp(log_P), y)
 
 
-def cross_entropy_backward(cache, scale=1.0):
-    """Gradient of the mean cross-entropy with respect to the scores, times scale.
+def cross_entropy_backward(dloss, cache):
+    """dloss: the gradient of the cost at the loss (1 when the loss is the cost).
 
-    Returns dS = scale * (P - Y) / n: (n, K), where Y is the one-hot encoding of y.
-    Every gradient of the backward pass is linear in dS: the training loop
-    passes scale = eta, so that the gradients come out as the step itself.
+    -> dS = dloss * (P - Y) / n: (n, K), where Y is the one-hot encoding of y.
     """
     P, y = cache
-    n = P.shape[0]
-    dS = P.copy()
-    dS[np.arange(n), y] -= 1
-    dS *= scale / n
-    return dS
+    n, K = P.shape
+    Y = np.eye(K, dtype=P.dtype)[y]  # (n, K)
+    return dloss * (P - Y) / n

@@ -46,6 +46,7 @@ __all__ = [
     "evaluate",
     "predict_proba",
     "accuracy",
+    "cost",
     "update_running_stats",
     "moving_average",
 ]
@@ -136,77 +137,69 @@ def _sigma(init, d_in):
 
 
 def forward(net, X, training=True):
-    """Scores of the last layer, and what backward needs.
+    """The scores of the last layer, and what the backward pass needs.
 
-    X: (n, d_in) -> S: (n, K), caches (one per layer), batch_stats.
-    In training mode batch normalization uses the statistics of X, returned in
-    batch_stats as [(mu_l, var_l), ...]; otherwise it uses net.running.
+    X: (n, d_in) -> S: (n, K), caches: one (linear, batch norm, ReLU) triple
+    of layer caches per layer. In training mode batch normalization uses the
+    statistics of the batch; otherwise the running averages in net.running.
     """
-    p = net.params
-    k = net.n_layers
-    caches, batch_stats = [], []
+    p, k = net.params, net.n_layers
+    caches = []
     H = X
-    for l in range(1, k + 1):
-        normalized = net.batch_norm and l < k
-        S, linear_cache = linear_forward(H, p[f"W{l}"], None if normalized else p[f"b{l}"])
-        if l == k:
-            caches.append((linear_cache, None, None))
-            break
+    for l in range(1, k):
+        # With batch normalization the bias is left out: the mean
+        # subtraction would cancel it exactly.
+        S, linear_cache = linear_forward(H, p[f"W{l}"], None if net.batch_norm else p[f"b{l}"])
         bn_cache = None
         if net.batch_norm:
-            mu, var = (None, None) if training else (net.running[f"mu{l}"], net.running[f"var{l}"])
-            S, bn_cache, mu, var = batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"], mu, var)
-            batch_stats.append((mu, var))
+            running = None if training else (net.running[f"mu{l}"], net.running[f"var{l}"])
+            S, bn_cache = batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"], running)
         H, relu_cache = relu_forward(S)
         caches.append((linear_cache, bn_cache, relu_cache))
-    return S, caches, batch_stats
+    S, linear_cache = linear_forward(H, p[f"W{k}"], p[f"b{k}"])
+    caches.append((linear_cache, None, None))
+    return S, caches
 
 
-def backward(net, dS, caches, lam, grads=None):
-    """Gradients of the cost from dS, the gradient of the loss at the scores.
+def backward(net, dS, caches):
+    """The gradient of the loss for every parameter, from dS, its gradient at the scores.
 
-    dS: (n, K) -> a dict keyed like net.params, each gradient shaped like its parameter.
-    grads: a dict like that to write the gradients into, or None for new
-    arrays. The training loop keeps one, of views into a single vector, so
-    that a step allocates no gradient and updates every parameter at once. The
-    gradient of a batch-normalized layer's bias is zero and is not written:
-    such a dict must start at zero.
+    dS: (n, K) -> a dict keyed like net.params, each gradient shaped like its
+    parameter. The bias of a batch-normalized layer is not used, so its
+    gradient is zero.
     """
-    if grads is None:
-        grads = {name: np.zeros_like(p) for name, p in net.params.items()}
+    grads = {}
     for l in range(net.n_layers, 0, -1):
         linear_cache, bn_cache, relu_cache = caches[l - 1]
         if relu_cache is not None:
             dS = relu_backward(dH, relu_cache)
-            if bn_cache is not None:
-                dS, _, _ = batchnorm_backward(dS, bn_cache, grads[f"gamma{l}"], grads[f"beta{l}"])
-        W, dW = net.params[f"W{l}"], grads[f"W{l}"]
-        dH, _, _ = linear_backward(
-            dS, linear_cache, W if l > 1 else None, dW, grads[f"b{l}"], bias=bn_cache is None
-        )
-        if lam:
-            dW += (2 * lam) * W
+        if bn_cache is not None:
+            dS, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm_backward(dS, bn_cache)
+        dH, grads[f"W{l}"], db = linear_backward(dS, linear_cache)
+        grads[f"b{l}"] = np.zeros_like(net.params[f"b{l}"]) if db is None else db
     return grads
 
 
 def regularization(net, lam):
     """lam * sum of the squared entries of every weight matrix (not b, gamma, beta)."""
-    if not lam:
-        return 0.0
-    return lam * sum(float(np.vdot(W, W)) for name, W in net.params.items() if name.startswith("W"))
+    return lam * sum(float(np.sum(W**2)) for name, W in net.params.items() if name.startswith("W"))
 
 
-def forward_backward(net, X, y, lam, grads=None, scale=1.0):
-    """One training-mode pass over a mini-batch.
+def forward_backward(net, X, y, lam):
+    """One training-mode pass over a mini-batch: the cost and its gradient.
 
-    X: (n, d_in), y: (n,) -> cost, loss, grads (keyed like net.params), batch_stats.
-    grads: where to write the gradients, as in `backward`.
-    scale: multiplies every gradient; the training loop passes eta, so that
-    the gradients come out as the step and the update needs no extra pass.
+    X: (n, d_in), y: (n,) -> cost, loss, grads (keyed like net.params),
+    batch_stats. The cost is the loss plus lam * sum ||W_l||^2, and grads its
+    gradient, the L2 term's 2 lam W_l included. batch_stats is
+    [(mu_1, var_1), ...], the batch statistics of every batch-normalized
+    layer, for update_running_stats.
     """
-    S, caches, batch_stats = forward(net, X, training=True)
+    S, caches = forward(net, X, training=True)
     loss, loss_cache = cross_entropy_forward(S, y)
-    grads = backward(net, cross_entropy_backward(loss_cache, scale), caches, scale * lam, grads)
+    grads = backward(net, cross_entropy_backward(1.0, loss_cache), caches)
+    for l in range(1, net.n_layers + 1):
+        grads[f"W{l}"] += 2 * lam * net.params[f"W{l}"]
+    batch_stats = [bn_cache[2:4] for _, bn_cache, _ in caches if bn_cache is not None]
     return loss + regularization(net, lam), loss, grads, batch_stats
 
 
@@ -219,8 +212,17 @@ def cost_and_gradients(net, X, y, lam):
     return cost, grads
 
 
+def cost(net, X, y, lam):
+    """The training-mode cost alone: the loss plus lam * sum ||W_l||^2. X: (n, d_in), y: (n,)."""
+    S, _ = forward(net, X, training=True)
+    return cross_entropy_forward(S, y)[0] + regularization(net, lam)
+
+
 def update_running_stats(net, batch_stats):
-    """mu_av = alpha mu_av + (1 - alpha) mu, and the same for the variance, in place."""
+    """mu_av = alpha mu_av + (1 - alpha) mu, and the same for the variance, in place.
+
+    batch_stats: [(mu_1, var_1), ...] from forward_backward.
+    """
     for l, (mu, var) in enumerate(batch_stats, start=1):
         moving_average(net.running[f"mu{l}"], mu, net.alpha)
         moving_average(net.running[f"var{l}"], var, net.alpha)

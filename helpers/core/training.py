@@ -7,6 +7,7 @@ the snapshots' averaged softmax is the ensemble of the report.
 """
 
 import copy
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,13 +16,14 @@ import numpy as np
 
 from ..errors import ConfigError, DivergedError
 from ..progress import progress_bar
+from . import fast
 from .network import (
     Network,
     evaluate,
     forward_backward,
     init_network,
-    moving_average,
     predict_proba,
+    update_running_stats,
 )
 
 
@@ -43,6 +45,8 @@ class TrainConfig:
     seed: int = 0
     evals_per_cycle: int = 10
     textbook: bool = False
+    """Train with the plain code of layers.py and network.py instead of the
+    fast path of fast.py: the same math, slower."""
 
     def to_dict(self):
         d = asdict(self)
@@ -112,58 +116,20 @@ def copy_network(net):
     return copy.deepcopy(net)
 
 
-@dataclass
-class FlatParameters:
-    """Every parameter of a network in one vector, the weight matrices first,
-    and its gradient in another, laid out the same way.
+def textbook_step(net, X, y, eta, lam):
+    """One step of mini-batch gradient descent, as the assignment writes it.
 
-    net.params holds views into `vector` and `grads` views into `gradient`:
-    the backward pass writes every gradient in place, and updating the vector
-    updates the network. At these sizes a NumPy call costs more than the
-    arithmetic it does: one update of the whole vector takes two calls where
-    one per array would take dozens.
+    X: (n, d_in), y: (n,) -> the mini-batch's loss. Each parameter moves
+    against the gradient of the cost, theta <- theta - eta * grad, and the
+    running averages of batch normalization take in the batch's statistics.
+    A step whose loss is not finite changes nothing.
     """
-
-    vector: np.ndarray
-    gradient: np.ndarray
-    grads: dict
-    """Views into `gradient`, keyed like net.params."""
-    n_weights: int
-
-
-def flatten_parameters(net):
-    """Move net.params into one FlatParameters; net.params becomes views into it."""
-    names = sorted(net.params, key=lambda name: not name.startswith("W"))
-    vector, views = flatten([net.params[name] for name in names])
-    gradient, grad_views = flatten([np.zeros_like(net.params[name]) for name in names])
-    view_of, grad_of = dict(zip(names, views)), dict(zip(names, grad_views))
-    net.params = {name: view_of[name] for name in net.params}
-    grads = {name: grad_of[name] for name in net.params}
-    n_weights = sum(net.params[name].size for name in names if name.startswith("W"))
-    return FlatParameters(vector, gradient, grads, n_weights)
-
-
-def flatten(arrays):
-    """One contiguous copy of a list of arrays, and views into it shaped like each."""
-    if not arrays:
-        return np.empty(0), []
-    vector = np.concatenate([a.ravel() for a in arrays])
-    views, start = [], 0
-    for a in arrays:
-        views.append(vector[start : start + a.size].reshape(a.shape))
-        start += a.size
-    return vector, views
-
-
-def sgd_update(flat, eta, lam):
-    """theta <- theta - eta * (dloss/dtheta + dL2/dtheta), in place, on the whole vector.
-
-    flat.gradient holds eta * dloss/dtheta: the backward pass was scaled by
-    eta. The L2 term's gradient 2 lam W is applied as a decay of the weights,
-    which spares a pass over them.
-    """
-    flat.vector[: flat.n_weights] *= 1 - 2 * eta * lam
-    flat.vector -= flat.gradient
+    _, loss, grads, batch_stats = forward_backward(net, X, y, lam)
+    if math.isfinite(loss):
+        for name, param in net.params.items():
+            param -= eta * grads[name]
+        update_running_stats(net, batch_stats)
+    return loss
 
 
 def train(config, train_set, val_set, progress=True):
@@ -185,9 +151,10 @@ def train(config, train_set, val_set, progress=True):
     result = TrainResult(net, config, n_s, history={"step": []}, etas=np.zeros(total_steps))
     record(result, 0, train_set, val_set)
 
-    flat = flatten_parameters(net)
-    running, running_views = flatten(list(net.running.values()))
-    net.running = dict(zip(net.running, running_views))
+    if config.textbook:
+        step = functools.partial(textbook_step, net, lam=config.lam)
+    else:
+        step = fast.make_step(net, config.lam)
     batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
     bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
     try:
@@ -195,16 +162,12 @@ def train(config, train_set, val_set, progress=True):
             start = time.perf_counter()
             X_batch, y_batch = next(batches)
             eta = cyclical_eta(t, config.eta_min, config.eta_max, n_s)
-            _, loss, _, batch_stats = forward_backward(net, X_batch, y_batch, 0.0, flat.grads, scale=eta)
+            loss = step(X_batch, y_batch, eta)
             if not math.isfinite(loss):
                 raise DivergedError(
                     f"Training diverged: the loss became {loss} at step {t} (eta = {eta:.3g}). "
                     "Lower eta_max or raise lam."
                 )
-            sgd_update(flat, eta, config.lam)
-            if batch_stats:
-                # net.running is mu1, var1, mu2, var2, ...: views into `running`.
-                moving_average(running, np.concatenate([s for pair in batch_stats for s in pair]), config.alpha)
             result.etas[t] = eta
             result.steps = t + 1
             result.train_seconds += time.perf_counter() - start

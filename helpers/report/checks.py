@@ -5,7 +5,9 @@ a few features and images first, where a wrong gradient is cheap to find and
 to debug, then larger ones up to the full input. Every case here is checked
 with both finite differences, centered (this package's default, error
 O(h^2)) and forward (the report's, error O(h)), so the tables show what the
-choice of difference costs in precision and in time.
+choice of difference costs in precision and in time. A small case can also
+be checked one entry at a time, the textbook way, to show that the fast
+check computes the same numbers.
 """
 
 from dataclasses import dataclass
@@ -13,12 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.data import N_CLASSES
-from ..core.gradcheck import check_gradients, split_name
+from ..core.gradcheck import KINDS, check_gradients, per_layer_rows, split_name
 from ..core.network import init_network
 from .tables import Table
 
 METHODS = ("centered", "forward")
-KINDS = ("W", "b", "gamma", "beta")
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,16 @@ def report_cases(n_full=100):
     )
 
 
-def run_case(case, X, y, seed=0):
-    """Check the analytic gradients of case's network with both differences.
+def run_case(case, X, y, seed=0, methods=METHODS):
+    """Check the analytic gradients of case's network with each of methods.
 
     X: (N, >= dim) images, y: (N,) labels; the first case.n rows and case.dim
     features are used. The network is He-initialized from seed, in float64.
+    methods: those of helpers.core.gradcheck.check_gradients, "centered",
+    "forward" or "textbook" (centered, one entry at a time).
     Returns {"title", "errors": {method: {parameter: relative error}},
-    "seconds": {method: time of the numerical gradients}, "unused": names}.
+    "seconds": {method: time of the numerical gradients},
+    "numerical": {method: {parameter: numerical gradient}}, "unused": names}.
 
     unused names the parameters the network leaves out, the b of every
     batch-normalized layer (the mean subtraction cancels it): their gradients
@@ -61,25 +65,24 @@ def run_case(case, X, y, seed=0):
     """
     net = init_network([case.dim, *case.hidden, N_CLASSES], case.batch_norm, "he", seed, np.float64)
     X, y = X[: case.n, : case.dim], y[: case.n]
-    errors, seconds = {}, {}
-    for method in METHODS:
+    errors, seconds, numerical = {}, {}, {}
+    for method in methods:
         check = check_gradients(net, X, y, case.lam, method=method)
         errors[method], seconds[method] = check["errors"], check["seconds"]
+        numerical[method] = check["numerical"]
     unused = [f"b{l}" for l in range(1, len(case.hidden) + 1)] if case.batch_norm else []
-    return {"title": case.title, "errors": errors, "seconds": seconds, "unused": unused}
+    return {"title": case.title, "errors": errors, "seconds": seconds, "numerical": numerical,
+            "unused": unused}
 
 
 def side_by_side(result):
-    """The per-layer table of relative errors, "centered / forward" in each cell."""
-    errors = result["errors"]
-    n_layers = max(split_name(name)[1] for name in errors["centered"])
-    rows = []
-    for l in range(1, n_layers + 1):
-        rows.append([l, *(_cell(errors, f"{kind}{l}", result["unused"]) for kind in KINDS)])
-    seconds = result["seconds"]
+    """The per-layer table of relative errors, "centered / forward" (run_case's methods) in each cell."""
+    errors, seconds = result["errors"], result["seconds"]
+    methods = list(errors)
+    rows = per_layer_rows(errors[methods[0]], lambda name: _cell(errors, name, result["unused"]))
     caption = (
-        f"**{result['title']}**: relative errors, centered / forward differences "
-        f"({seconds['centered']:.2f} s / {seconds['forward']:.2f} s)"
+        f"**{result['title']}**: relative errors, {' / '.join(methods)} differences "
+        f"({' / '.join(f'{seconds[method]:.2f} s' for method in methods)})"
     )
     return Table(["layer", *KINDS], rows, caption)
 
@@ -87,9 +90,16 @@ def side_by_side(result):
 def _cell(errors, name, unused):
     if name in unused:
         return "unused"
-    if name not in errors["centered"]:
-        return "-"
-    return " / ".join(f"{errors[method][name]:.1e}" for method in METHODS)
+    return " / ".join(f"{errors[method][name]:.1e}" for method in errors)
+
+
+def largest_difference(result, first="textbook", second="centered"):
+    """The largest difference between two methods' numerical gradients, over every entry of every parameter.
+
+    result: from run_case with both methods.
+    """
+    a, b = result["numerical"][first], result["numerical"][second]
+    return max(float(np.max(np.abs(a[name] - b[name]))) for name in a)
 
 
 def error_range(result, method="forward", kinds=("W", "gamma")):

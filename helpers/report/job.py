@@ -2,13 +2,16 @@
 
     python -m helpers.report            # full mode: figures/, figures/summary.md, the README's table
     python -m helpers.report --quick    # NB_QUICK=1: small runs; figures and summary in results/quick/
+    python -m helpers.report --quick 01_gradient_check    # one notebook
 
 Each notebook runs top to bottom on a fresh kernel, in its own folder, as it
 would in JupyterLab (nbclient, with the "python3" kernel of this Python's
-environment). The notebooks read their settings from the environment:
-NB_QUICK, NB_FIGURES_DIR (where figures and rows go) and NB_CACHE_DIR (the
-cache of finished runs, results/cache/ unless told). Finished runs are
-recalled from the cache; delete it to train everything again.
+environment, which imports helpers as installed there: `make` installs this
+folder with pip install -e). The notebooks read their settings from the
+environment (helpers.report.settings): NB_QUICK, NB_FIGURES_DIR (where
+figures and rows go) and NB_CACHE_DIR (the cache of finished runs,
+results/cache/ unless told). Finished runs are recalled from the cache;
+delete it to train everything again.
 
 The executed copies, with their outputs, are saved to results/notebooks/ to
 be read. A failing cell stops the job with the notebook's name and the error.
@@ -16,26 +19,32 @@ be read. A failing cell stops the job with the notebook's name and the error.
 
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from . import summary
 from .cache import DEFAULT_CACHE_DIR
+from .settings import REPO, notebook_settings
 from ..core.data import find_batches_dir
 from ..errors import NotebookError
 from ..files import write_atomically
 
-REPO = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
-FIGURES_DIR = REPO / "figures"
-QUICK_DIR = REPO / "results" / "quick"
 EXECUTED_DIR = REPO / "results" / "notebooks"
 CELL_TIMEOUT = 3600
 """Seconds a cell may run before the job gives up on it (the lambda search takes minutes)."""
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "required"}})
+"""The kernel's sockets are encrypted with keys its manager makes (CurveZMQ). Over
+plain TCP, ipykernel warns at every start that other processes of this machine
+could read the traffic."""
 
 
 def notebook_paths(folder=NOTEBOOKS_DIR):
@@ -43,18 +52,43 @@ def notebook_paths(folder=NOTEBOOKS_DIR):
     return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
-def notebook_env(quick, figures_dir, cache_dir):
+def find_notebook(name):
+    """The notebook a command line names: a path, or a notebook of notebooks/ with or without .ipynb."""
+    for path in (Path(name), NOTEBOOKS_DIR / name, NOTEBOOKS_DIR / f"{name}.ipynb"):
+        if path.is_file():
+            if path.suffix != ".ipynb":
+                raise NotebookError(f"{name} is not an .ipynb file: give a notebook, such as 01_gradient_check.")
+            return path
+    raise NotebookError(f"There is no notebook {name}: give a path, or one of "
+                        f"{', '.join(p.stem for p in notebook_paths())}")
+
+
+def notebook_env(settings):
     """The environment of a headless kernel: the parent's, plus the notebooks' settings.
 
     Progress bars are turned off: in a saved notebook they are only noise.
     """
-    return {
-        **os.environ,
-        "NB_QUICK": "1" if quick else "0",
-        "NB_FIGURES_DIR": str(figures_dir),
-        "NB_CACHE_DIR": str(cache_dir),
-        "TQDM_DISABLE": "1",
-    }
+    return {**os.environ, **settings.environ(), "TQDM_DISABLE": "1"}
+
+
+def check_kernels_import_this_package(env, cwd=NOTEBOOKS_DIR):
+    """Refuse to run if the kernels would import another copy of helpers than this job's.
+
+    A kernel (this Python, as the "python3" kernel) imports helpers as
+    installed in its environment. A venv shared by two checkouts has one of
+    them installed, and the other's notebooks would run its code without a word.
+    """
+    found = subprocess.run([sys.executable, "-c", "import helpers; print(helpers.__path__[0])"],
+                           cwd=cwd, env=env, capture_output=True, text=True)
+    install = (f"use the venv of {REPO} (`make report` makes it), or install this folder into this one: "
+               f"`{sys.executable} -m pip install -e {REPO}`")
+    if found.returncode != 0:
+        error = (found.stderr.strip().splitlines() or [f"exit code {found.returncode}"])[-1]
+        raise NotebookError(f"The notebooks' kernels cannot import helpers ({error}): {install}")
+    imported = Path(found.stdout.strip()).resolve()
+    if imported != PACKAGE_DIR:
+        raise NotebookError(f"The notebooks' kernels would import helpers from {imported}, not {PACKAGE_DIR} "
+                            f"as this job does: {install}")
 
 
 def run_notebook(path, env, executed_dir=EXECUTED_DIR):
@@ -65,7 +99,7 @@ def run_notebook(path, env, executed_dir=EXECUTED_DIR):
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
+    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT, config=KERNEL_CONFIG,
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute(env=env)
@@ -114,8 +148,10 @@ def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readm
     given. notebooks: paths, by default every numbered notebook.
     Returns the text of summary.md.
     """
-    figures_dir = Path(figures_dir or (QUICK_DIR if quick else FIGURES_DIR))
-    env = notebook_env(quick, figures_dir, cache_dir)
+    settings = notebook_settings(quick, figures_dir, cache_dir, environ={})
+    figures_dir = settings.figures
+    env = notebook_env(settings)
+    check_kernels_import_this_package(env)
     paths = notebook_paths() if notebooks is None else [Path(p) for p in notebooks]
     seconds = {}
     for path in paths:

@@ -175,3 +175,31 @@ def save_figure(fig, name, folder):
         write_atomically(path, figure_bytes(fig, fmt))
         paths.append(path)
     return paths
+
+
+def running_averages_figure(warmup):
+    """The running mean and variance of batch normalization over the warm-up batches, against the true ones.
+
+    warmup: from helpers.report.bn_layer.warm_up. Two panels, mean and
+    variance against the batch number; per feature, each batch's own
+    statistic as dots, the running average as a line from its starting value
+    (batch 0), and the distribution's value dashed.
+    """
+    batches = np.arange(len(warmup["batch_mean"]) + 1)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(10, 3.4), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for ax, stat, name in zip(axes, ("mean", "var"), ("mean", "variance")):
+            for j in range(warmup[stat].shape[0]):
+                color = f"C{j}"
+                ax.plot(batches[1:], warmup[f"batch_{stat}"][:, j], ".", color=color, alpha=0.35, markersize=4,
+                        label=f"feature {j + 1}: the batch's")
+                ax.plot(batches, warmup[f"running_{stat}"][:, j], color=color, label=f"feature {j + 1}: running")
+                ax.axhline(warmup[stat][j], color=color, linestyle="--", linewidth=0.8,
+                           label=f"feature {j + 1}: true")
+            ax.set_xlabel("training batch")
+            ax.set_ylabel(name)
+        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+        fig.suptitle(f"Batch normalization's running averages (alpha = {warmup['alpha']:g}) "
+                     f"over training batches of {warmup['batch_size']}")
+    return fig

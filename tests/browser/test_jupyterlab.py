@@ -4,6 +4,9 @@ A JupyterLab server is started from the venv on 127.0.0.1, on a free port,
 with a random token and private config, runtime, data and settings folders,
 serving a temporary copy of notebooks/ (so the committed notebooks are never
 touched) in quick mode (NB_QUICK=1), with a fresh cache and figures folder.
+Its kernels, this Python, import helpers as installed in the venv (make
+installs this checkout with pip install -e), as a student's would; their
+sockets are encrypted, as with `make lab`.
 For each notebook with a slider, the test opens it, runs all its cells from
 the Run menu, checks that no cell failed and that the figures are shown,
 moves the slider with the keyboard, and checks that the kernel trained the
@@ -11,8 +14,8 @@ chosen run and redrew the plot. Screenshots of each step go to
 tests/browser/screenshots/ (gitignored).
 
 These tests fail, never skip, when Playwright or Chromium is missing:
-`make test` installs Playwright (requirements-dev.txt); Chromium comes from
-apt (`apt-get install chromium`, which .ci/run does). Never `playwright install`.
+`make test` installs Playwright (requirements-dev.txt) and, as root, Chromium
+from apt (`apt-get install chromium`). Never `playwright install`.
 """
 
 import json
@@ -34,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.report import job
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +54,7 @@ PAGE_TIMEOUT = 60  # seconds for the page, the notebook and its kernel to be rea
 RUN_ALL_TIMEOUT = 240  # seconds for all cells of a notebook, quick mode (about 50 s on 2 cores)
 SLIDER_TIMEOUT = 120  # seconds for a slider's run to be trained and drawn (about 10 s)
 STOP_TIMEOUT = 30  # seconds for the server to shut its kernels down and exit on SIGTERM
+PLAIN_TCP_WARNING = "Kernel is running over TCP without encryption"
 
 # A cell's output that tells of an error: a traceback, an exception's name, a widget that did not render.
 ERROR_TEXT = re.compile(r"Traceback|\b\w*(Error|Exception)\b|Error displaying widget|Failed to load model class")
@@ -80,7 +86,7 @@ def require_playwright():
     else:
         return sync_playwright
     pytest.fail(f"The browser tests need Playwright for Python, which is not installed ({missing}). Install the "
-                "dev extras: `.venv/bin/pip install -r requirements-dev.txt` (or `make test`). Do not run "
+                "dev extras: `make test`, or `.venv/bin/pip install -c constraints.txt -e '.[dev]'`. Do not run "
                 f"`playwright install`: the tests use Debian's Chromium, {CHROMIUM}.", pytrace=False)
 
 
@@ -178,11 +184,10 @@ def stop_server(process):
 def lab(tmp_path_factory):
     """JupyterLab from the venv, private folders, quick mode, on a copy of notebooks/; stopped afterwards."""
     base = tmp_path_factory.mktemp("jupyterlab")
-    root = base / "work" / "notebooks"  # the notebooks add ".." to sys.path to import helpers
-    root.mkdir(parents=True)
+    root = base / "notebooks"
+    root.mkdir()
     for notebook in NOTEBOOKS.glob("*.ipynb"):
         shutil.copy(notebook, root)
-    (base / "work" / "helpers").symlink_to(REPO / "helpers")  # helpers finds data/ from its real path
     home = {name: base / name for name in ("config", "runtime", "data", "ipython", "settings", "workspaces",
                                            "figures", "cache")}
     for folder in home.values():
@@ -201,11 +206,16 @@ def lab(tmp_path_factory):
         "NB_FIGURES_DIR": str(home["figures"]),
         "NB_CACHE_DIR": str(home["cache"]),  # fresh: every run is really trained
     }
+    try:
+        job.check_kernels_import_this_package(env, cwd=root)
+    except job.NotebookError as err:
+        pytest.fail(str(err), pytrace=False)
     port, token = free_port(), secrets.token_hex(24)
     log = base / "jupyterlab.log"
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
                f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly"]
+               f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
+               "--MappingKernelManager.transport_encryption=required"]
     server = Lab(f"http://127.0.0.1:{port}", token, root, log)
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=out,
@@ -383,6 +393,8 @@ def run_all_cells(page, notebook):
     page.wait_until(lambda: page.kernel_state() == "idle" and not any("*" in p for p in page.prompts()),
                     RUN_ALL_TIMEOUT, f"all cells of {notebook} to run")
     page.check_no_errors(notebook)
+    assert PLAIN_TCP_WARNING not in page.lab.log.read_text(errors="replace"), \
+        f"{notebook}'s kernel runs over plain TCP:\n{page.lab.log_tail()}"
     prompts = page.prompts()
     assert all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts), \
         f"not every code cell of {notebook} ran (a cell failed and the rest were skipped?): {prompts}"

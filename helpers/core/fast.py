@@ -1,0 +1,261 @@
+"""The fast path: the textbook's training step, rearranged for speed.
+
+The report's networks are small: a step multiplies (100, 3072) images by a
+(3072, 50) matrix, and every other array is (100, 50) or smaller. At these
+sizes a NumPy call costs about as much as the arithmetic it does, so the time
+of a step is mostly the number of calls. Every trick below saves calls, or
+passes over memory, without changing the math: tests/test_fast.py checks
+that in float64 this path gives the textbook's cost and gradients
+(helpers/core/layers.py and network.py) to a relative 1e-12, and trains the
+same history.
+
+The tricks, each with the reason and the gain measured by
+`python benchmarks/fast_path.py` (per call on the arrays of a report step, or
+per step; figures in benchmarks/results/fast_path.json):
+
+1. Products as np.dot(A, B) rather than A @ B: the same BLAS call with
+   less NumPy machinery around it.
+2. Sums over the batch as a product with a vector of ones (batch_sum): one
+   BLAS call instead of a reduction, whose cost is mostly overhead.
+3. Batch normalization's backward folded into one formula whose two sums
+   are dgamma and dbeta, computed anyway (batchnorm_backward).
+4. No gradient for the images: layer 1's dH would cost a (100, 50) x
+   (50, 3072) product that nobody reads.
+5. Every parameter in one flat vector, every gradient in another
+   (FlatParameters), written in place: the update is two calls for the
+   whole network instead of two per parameter array.
+6. The backward pass scaled by eta (the loss's gradient times eta), so the
+   gradients come out as the step itself and the update needs no
+   multiplication pass.
+7. The L2 term's gradient 2 lam W applied as a decay of the weights in the
+   update (their part of the flat vector is contiguous), not added to dW
+   layer by layer.
+8. Each row's maximum in the loss picked with argmax, which is faster than
+   max over short rows.
+9. The running averages of all batch-normalized layers updated in one call
+   on one flat vector.
+
+train() uses this path unless TrainConfig.textbook is set.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .layers import BN_EPS
+from .network import moving_average
+
+
+# ------------------------------------------------ trick 2: sums as products
+
+
+def batch_sum(A, out=None):
+    """The sum over the batch (the rows), as one BLAS call. A: (n, d) -> (d,)."""
+    return np.dot(_constant(A.shape[0], 1, A.dtype), A, out=out)
+
+
+def batch_mean(A):
+    """The mean over the batch (the rows), as one BLAS call. A: (n, d) -> (d,)."""
+    n = A.shape[0]
+    return np.dot(_constant(n, 1 / n, A.dtype), A)
+
+
+@lru_cache(maxsize=32)
+def _constant(n, value, dtype):
+    """A read-only vector of n copies of value, made once per size."""
+    vector = np.full(n, value, dtype)
+    vector.flags.writeable = False
+    return vector
+
+
+# --------------------------------------------------------------- the layers
+
+
+def batchnorm_forward(S, gamma, beta):
+    """Training-mode batch normalization, in place on S where it can be.
+
+    S: (n, d) (overwritten with S_hat), gamma, beta: (d,) -> S_tilde: (n, d),
+    cache (S_hat, gamma, inv_std), and the batch's mu and var: (d,).
+    """
+    mu = batch_mean(S)
+    S -= mu
+    var = batch_mean(S * S)
+    inv_std = (var + BN_EPS) ** -0.5
+    S *= inv_std
+    S_tilde = S * gamma
+    S_tilde += beta
+    return S_tilde, (S, gamma, inv_std), mu, var
+
+
+def batchnorm_backward(dS_tilde, cache, dgamma, dbeta):
+    """Trick 3: dS = gamma inv_std (g - mean(g) - S_hat mean(g S_hat)), g = dS_tilde.
+
+    The two means are dbeta / n and dgamma / n, which are computed anyway.
+    dS_tilde: (n, d); dgamma, dbeta: (d,) arrays written in place -> dS: (n, d).
+    """
+    S_hat, gamma, inv_std = cache
+    n = dS_tilde.shape[0]
+    batch_sum(dS_tilde * S_hat, out=dgamma)
+    batch_sum(dS_tilde, out=dbeta)
+    dS = dS_tilde - dbeta / n
+    dS -= S_hat * (dgamma / n)
+    dS *= gamma * inv_std
+    return dS
+
+
+def cross_entropy_forward(S, y):
+    """Trick 8. S: (n, K), y: (n,) -> mean cross-entropy, P: (n, K)."""
+    n, K = S.shape
+    rows = np.arange(n)
+    shifted = S - S[rows, S.argmax(axis=1)][:, None]
+    P = np.exp(shifted)
+    Z = np.dot(P, _constant(K, 1, P.dtype))
+    P /= Z[:, None]
+    loss = float(np.add.reduce(np.log(Z) - shifted[rows, y])) / n
+    return loss, P
+
+
+def cross_entropy_backward(P, y, scale):
+    """Trick 6: scale * (P - Y) / n, the loss's gradient at the scores times scale. -> (n, K)."""
+    n = P.shape[0]
+    dS = P.copy()
+    dS[np.arange(n), y] -= 1
+    dS *= scale / n
+    return dS
+
+
+# ------------------------------------------------------ the forward-backward
+
+
+def forward(net, X):
+    """Training-mode scores. X: (n, d_in) -> S: (n, K), caches, batch_stats [mu1, var1, ...]."""
+    p, k = net.params, net.n_layers
+    caches, batch_stats = [], []
+    H = X
+    for l in range(1, k):
+        S = np.dot(H, p[f"W{l}"])
+        bn_cache = None
+        if net.batch_norm:
+            # The bias is left out: the mean subtraction cancels it exactly.
+            S, bn_cache, mu, var = batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"])
+            batch_stats += [mu, var]
+        else:
+            S += p[f"b{l}"]
+        caches.append((H, bn_cache))
+        H = np.maximum(S, 0)
+    S = np.dot(H, p[f"W{k}"])
+    S += p[f"b{k}"]
+    caches.append((H, None))
+    return S, caches, batch_stats
+
+
+def backward(net, dS, caches, grads):
+    """The gradients from dS: (n, K), the loss's gradient at the scores, written into grads.
+
+    grads: arrays keyed like net.params. The bias of a batch-normalized layer
+    is not written: its gradient is zero, and grads must start at zero.
+    """
+    k = net.n_layers
+    for l in range(k, 0, -1):
+        H, bn_cache = caches[l - 1]
+        if l < k:
+            H_out = caches[l][0]  # layer l's ReLU output is layer l + 1's input
+            dS = dH * (H_out > 0)
+            if bn_cache is not None:
+                dS = batchnorm_backward(dS, bn_cache, grads[f"gamma{l}"], grads[f"beta{l}"])
+        np.dot(H.T, dS, out=grads[f"W{l}"])
+        if bn_cache is None:
+            batch_sum(dS, out=grads[f"b{l}"])
+        if l > 1:  # trick 4
+            dH = np.dot(dS, net.params[f"W{l}"].T)
+
+
+def forward_backward(net, X, y, grads, scale=1.0):
+    """The loss of a mini-batch in training mode, and scale times its gradient.
+
+    X: (n, d_in), y: (n,); grads: arrays keyed like net.params, written in
+    place (the loss's gradient only: the L2 term is the update's, trick 7).
+    Returns the loss and the batch statistics [mu1, var1, mu2, var2, ...].
+    """
+    S, caches, batch_stats = forward(net, X)
+    loss, P = cross_entropy_forward(S, y)
+    backward(net, cross_entropy_backward(P, y, scale), caches, grads)
+    return loss, batch_stats
+
+
+# ------------------------------------------- tricks 5 to 7: the flat update
+
+
+@dataclass
+class FlatParameters:
+    """Every parameter of a network in one vector, the weight matrices first,
+    and its gradient in another, laid out the same way.
+
+    net.params holds views into `vector` and `grads` views into `gradient`,
+    so the backward pass writes every gradient in place and updating the
+    vector updates the network.
+    """
+
+    vector: np.ndarray
+    gradient: np.ndarray
+    grads: dict
+    """Views into `gradient`, keyed like net.params."""
+    n_weights: int
+
+
+def flatten_parameters(net):
+    """Move net.params into one FlatParameters; net.params becomes views into it."""
+    names = sorted(net.params, key=lambda name: not name.startswith("W"))
+    vector, views = flatten([net.params[name] for name in names])
+    gradient, grad_views = flatten([np.zeros_like(net.params[name]) for name in names])
+    view_of, grad_of = dict(zip(names, views)), dict(zip(names, grad_views))
+    net.params = {name: view_of[name] for name in net.params}
+    grads = {name: grad_of[name] for name in net.params}
+    n_weights = sum(net.params[name].size for name in names if name.startswith("W"))
+    return FlatParameters(vector, gradient, grads, n_weights)
+
+
+def flatten(arrays):
+    """One contiguous copy of a list of arrays, and views into it shaped like each."""
+    if not arrays:
+        return np.empty(0), []
+    vector = np.concatenate([a.ravel() for a in arrays])
+    views, start = [], 0
+    for a in arrays:
+        views.append(vector[start : start + a.size].reshape(a.shape))
+        start += a.size
+    return vector, views
+
+
+def sgd_update(flat, eta, lam):
+    """theta <- theta - eta (dloss/dtheta + 2 lam W), on the whole vector in two calls.
+
+    flat.gradient holds eta * dloss/dtheta (trick 6); the L2 term is a decay
+    of the weights, the first n_weights entries (trick 7).
+    """
+    flat.vector[: flat.n_weights] *= 1 - 2 * eta * lam
+    flat.vector -= flat.gradient
+
+
+def make_step(net, lam):
+    """A training step for net on the fast path: step(X, y, eta) -> the mini-batch's loss.
+
+    It moves net's parameters and running averages into flat vectors (their
+    views stay in net.params and net.running) and updates them in place. A
+    step whose loss is not finite changes nothing, so that the caller can
+    stop with the network as it was.
+    """
+    flat = flatten_parameters(net)
+    running, views = flatten(list(net.running.values()))
+    net.running = dict(zip(net.running, views))  # mu1, var1, mu2, var2, ...
+
+    def step(X, y, eta):
+        loss, batch_stats = forward_backward(net, X, y, flat.grads, scale=eta)
+        if np.isfinite(loss):
+            sgd_update(flat, eta, lam)
+            if batch_stats:  # trick 9
+                moving_average(running, np.concatenate(batch_stats), net.alpha)
+        return loss
+
+    return step

@@ -1,0 +1,60 @@
+"""The settings every notebook shares: quick mode, where figures go, where finished runs are kept.
+
+A notebook's cell tagged "parameters" assigns them plainly, None meaning "not
+given", so that a tool like papermill can override them; its next cell calls
+notebook_settings, which fills in what was not given from the environment,
+then from the defaults:
+
+    quick     NB_QUICK (1 or 0)   small, fast runs, as in CI; default: no
+    figures   NB_FIGURES_DIR      figures and comparison rows; default: figures/, or results/quick/ when quick
+    cache     NB_CACHE_DIR        finished runs; default: results/cache/
+
+The main job (helpers.report.job) sets the three variables for its kernels
+with NotebookSettings.environ().
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import DEFAULT_CACHE_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+FIGURES_DIR = REPO / "figures"
+QUICK_FIGURES_DIR = REPO / "results" / "quick"
+"""Quick runs are not comparable with the report, so their figures stay out of figures/."""
+
+TRUE, FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
+
+
+@dataclass(frozen=True)
+class NotebookSettings:
+    quick: bool
+    figures: Path
+    cache: Path
+
+    def environ(self):
+        """The environment variables that give these settings to a notebook's kernel."""
+        return {"NB_QUICK": "1" if self.quick else "0", "NB_FIGURES_DIR": str(self.figures),
+                "NB_CACHE_DIR": str(self.cache)}
+
+
+def notebook_settings(quick=None, figures=None, cache=None, environ=os.environ):
+    """The settings given, the rest from environ (NB_QUICK, NB_FIGURES_DIR, NB_CACHE_DIR) or the defaults.
+
+    Folders are made absolute, relative to the current folder: a kernel runs
+    in the notebook's folder, the main job wherever it was started.
+    """
+    if quick is None:
+        quick = parse_flag("NB_QUICK", environ.get("NB_QUICK", ""))
+    figures = figures or environ.get("NB_FIGURES_DIR") or (QUICK_FIGURES_DIR if quick else FIGURES_DIR)
+    cache = cache or environ.get("NB_CACHE_DIR") or DEFAULT_CACHE_DIR
+    return NotebookSettings(bool(quick), Path(figures).absolute(), Path(cache).absolute())
+
+
+def parse_flag(name, value):
+    if value.strip().lower() in TRUE:
+        return True
+    if value.strip().lower() in FALSE:
+        return False
+    raise ValueError(f"{name}={value!r}: use 1 (yes) or 0 (no)")

@@ -1,0 +1,148 @@
+"""The fast path (helpers/core/fast.py) against the textbook (layers.py, network.py).
+
+The fast path rearranges the math for speed; it must not change it. In
+float64 both give the same cost, gradients and steps to a relative 1e-12,
+and they train the same history.
+"""
+
+import numpy as np
+import pytest
+
+from helpers.core import fast, layers
+from helpers.core.network import forward_backward, init_network
+from helpers.core.training import TrainConfig, textbook_step, train
+from test_training import blobs
+
+NINE_LAYERS = [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]
+NETWORKS = [
+    pytest.param([40, 10], False, id="1-layer"),
+    pytest.param([3072, 50, 50, 10], False, id="3-layer"),
+    pytest.param([3072, 50, 50, 10], True, id="3-layer-bn"),
+    pytest.param(NINE_LAYERS, False, id="9-layer"),
+    pytest.param(NINE_LAYERS, True, id="9-layer-bn"),
+]
+
+
+def problem(dims, batch_norm, n=100, seed=0, dtype=np.float64):
+    """A network with gamma and beta moved away from 1 and 0, and a batch (X, y)."""
+    rng = np.random.default_rng(seed)
+    net = init_network(dims, batch_norm=batch_norm, seed=seed, dtype=dtype)
+    for name, p in net.params.items():
+        if name.startswith(("gamma", "beta")):
+            p += (0.3 * rng.standard_normal(p.shape)).astype(dtype)
+    X = rng.standard_normal((n, dims[0])).astype(dtype)
+    y = rng.integers(0, dims[-1], n)
+    return net, X, y
+
+
+def assert_same(a, b, rel=1e-12, what=""):
+    """max |a - b| <= rel * max |b|: a relative difference over the whole array (zero must stay zero)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert np.max(np.abs(a - b)) <= rel * np.max(np.abs(b)), what
+
+
+@pytest.mark.parametrize("dims, batch_norm", NETWORKS)
+def test_the_fast_loss_and_gradients_are_the_textbook_ones(dims, batch_norm):
+    net, X, y = problem(dims, batch_norm)
+    _, loss, grads, batch_stats = forward_backward(net, X, y, lam=0.0)
+    fast_grads = {name: np.zeros_like(p) for name, p in net.params.items()}
+    fast_loss, fast_stats = fast.forward_backward(net, X, y, fast_grads)
+
+    assert fast_loss == pytest.approx(loss, rel=1e-12)
+    for name in net.params:
+        assert_same(fast_grads[name], grads[name], what=name)
+    assert len(fast_stats) == 2 * len(batch_stats)
+    for fast_stat, stat in zip(fast_stats, [s for pair in batch_stats for s in pair]):
+        assert_same(fast_stat, stat)
+
+
+@pytest.mark.parametrize("dims, batch_norm", NETWORKS)
+def test_a_fast_step_is_the_textbook_step(dims, batch_norm):
+    """Parameters and running averages after two steps with lam > 0: the L2 term, the
+    scaling by eta and the flat update add up to theta - eta * grad."""
+    textbook, X, y = problem(dims, batch_norm)
+    quick, _, _ = problem(dims, batch_norm)
+    step = fast.make_step(quick, lam=0.01)
+    for eta in (0.05, 0.02):
+        assert step(X, y, eta) == pytest.approx(textbook_step(textbook, X, y, eta, lam=0.01), rel=1e-12)
+    for name in textbook.params:
+        assert_same(quick.params[name], textbook.params[name], what=name)
+    for name in textbook.running:
+        assert_same(quick.running[name], textbook.running[name], what=name)
+
+
+def test_both_paths_train_the_same_history():
+    """A few hundred steps of the report's schedule on toy data: float64 agrees to
+    many digits, float32 to its own rounding (which training amplifies a little)."""
+    config = dict(hidden=(30, 20), n_batch=20, n_s=100, cycles=2, evals_per_cycle=4, lam=0.005)
+    for dtype, rel in ((np.float64, 1e-9), (np.float32, 1e-3)):
+        train_set, val_set = blobs(600), blobs(100, seed=1)
+        train_set.X, val_set.X = train_set.X.astype(dtype), val_set.X.astype(dtype)
+        runs = [train(TrainConfig(**config, textbook=textbook), train_set, val_set, progress=False)
+                for textbook in (True, False)]
+        assert runs[0].steps == runs[1].steps == 400
+        for key in ("train_cost", "train_loss", "val_loss"):
+            np.testing.assert_allclose(runs[1].history[key], runs[0].history[key], rtol=rel, err_msg=key)
+        assert runs[1].history["val_accuracy"][-1] == pytest.approx(runs[0].history["val_accuracy"][-1], abs=0.02)
+        for name, p in runs[0].net.params.items():
+            assert runs[1].net.params[name].dtype == p.dtype == dtype
+            assert_same(runs[1].net.params[name], p, rel=100 * rel, what=name)
+
+
+@pytest.mark.parametrize("sigma", ["he", 1e-4])
+def test_three_batch_norm_backwards_agree(sigma):
+    """The graph version, the assignment's folded formula and the fast path's."""
+    rng = np.random.default_rng(4)
+    S = rng.standard_normal((50, 7)) * (1e-3 if sigma == 1e-4 else 1.0) + 2.0
+    gamma, beta = 1 + 0.3 * rng.standard_normal(7), 0.3 * rng.standard_normal(7)
+    dout = rng.standard_normal((50, 7))
+    _, cache = layers.batchnorm_forward(S, gamma, beta)
+    graph = layers.batchnorm_backward(dout, cache)
+    folded = layers.batchnorm_backward_folded(dout, cache)
+    _, fast_cache, _, _ = fast.batchnorm_forward(S.copy(), gamma, beta)
+    dgamma, dbeta = np.empty(7), np.empty(7)
+    quick = (fast.batchnorm_backward(dout, fast_cache, dgamma, dbeta), dgamma, dbeta)
+    for name, g, f, q in zip(("dS", "dgamma", "dbeta"), graph, folded, quick):
+        assert_same(f, g, rel=1e-10, what=name)
+        assert_same(q, g, rel=1e-10, what=name)
+
+
+def test_a_step_with_a_nonfinite_loss_changes_nothing():
+    net, X, y = problem([40, 10], False)
+    step = fast.make_step(net, lam=0.01)
+    before = {name: p.copy() for name, p in net.params.items()}
+    X[0, 0] = np.nan
+    assert not np.isfinite(step(X, y, 0.1))
+    for name, p in net.params.items():
+        np.testing.assert_array_equal(p, before[name], err_msg=name)
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_a_scaled_pass_gives_the_gradients_times_the_scale(batch_norm):
+    net, X, y = problem([30, 16, 12, 10], batch_norm, n=25)
+    grads = {name: np.zeros_like(p) for name, p in net.params.items()}
+    scaled = {name: np.zeros_like(p) for name, p in net.params.items()}
+    fast.forward_backward(net, X, y, grads)
+    fast.forward_backward(net, X, y, scaled, scale=0.05)
+    for name in net.params:
+        np.testing.assert_allclose(scaled[name], 0.05 * grads[name], rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_flat_parameters_are_views_of_one_vector_and_keep_the_values():
+    net, _, _ = problem([30, 16, 12, 10], True)
+    values = {name: p.copy() for name, p in net.params.items()}
+    flat = fast.flatten_parameters(net)
+    for name, p in net.params.items():
+        np.testing.assert_array_equal(p, values[name])
+        assert np.shares_memory(p, flat.vector) and np.shares_memory(flat.grads[name], flat.gradient)
+    assert flat.vector.size == sum(p.size for p in values.values())
+    assert flat.n_weights == sum(p.size for name, p in values.items() if name.startswith("W"))
+
+
+def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
+    A = np.random.default_rng(0).standard_normal((37, 5)).astype(np.float32)
+    np.testing.assert_allclose(fast.batch_sum(A), A.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(fast.batch_mean(A), A.mean(axis=0), rtol=1e-5, atol=1e-7)
+    assert fast.batch_sum(A).dtype == np.float32
+    out = np.empty(5, np.float32)
+    assert fast.batch_sum(A, out=out) is out
