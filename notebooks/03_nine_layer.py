@@ -42,15 +42,13 @@ from helpers.core.training import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
 QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
-N_TRAIN = 5000 if QUICK else None  # training images (None: all 45,000)
-N_S = 100 if QUICK else None  # steps per half cycle (None: five epochs, 2250)
 
 # %%
 HIDDEN = (50, 30, 20, 20, 10, 10, 10, 10)
-cifar = load_cifar10(split="report", n_train=N_TRAIN)
+cifar = load_cifar10(split="report", n_train=settings.n_train)
 configs = {
-    "no BN": TrainConfig(hidden=HIDDEN, batch_norm=False, n_s=N_S),
-    "BN": TrainConfig(hidden=HIDDEN, batch_norm=True, n_s=N_S),
+    "no BN": TrainConfig(hidden=HIDDEN, batch_norm=False, n_s=settings.n_s),
+    "BN": TrainConfig(hidden=HIDDEN, batch_norm=True, n_s=settings.n_s),
 }
 runs = {label: cached_experiment(config, cifar, CACHE) for label, config in configs.items()}
 

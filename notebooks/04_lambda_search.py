@@ -50,17 +50,15 @@ from helpers.core.training import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
 QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
-N_TRAIN = 5000 if QUICK else None  # training images (None: all 45,000)
-N_S = 100 if QUICK else None  # steps per half cycle (None: five epochs, 2250)
 RUNS_PER_STAGE = 2 if QUICK else 10  # lambdas drawn in each of the three stages
 
 # %%
-cifar = load_cifar10(split="report", n_train=N_TRAIN)
+cifar = load_cifar10(split="report", n_train=settings.n_train)
 config = search.SearchConfig(
     coarse=RUNS_PER_STAGE,
     fine=RUNS_PER_STAGE,
-    n_train=N_TRAIN,
-    base=replace(search.SearchConfig().base, n_s=N_S),
+    n_train=settings.n_train,
+    base=replace(search.SearchConfig().base, n_s=settings.n_s),
 )
 out = folder_for("lambda-search", config.to_dict(), cifar, CACHE)
 with search.process_pool() as pool:  # one worker per core; a Dask client's executor works the same
@@ -82,7 +80,7 @@ summary.search_table(found)
 
 # %%
 best_lam = found["best"]["lam"]
-final = {f"lambda = {best_lam:.2e}, 3 cycles": cached_experiment(TrainConfig(lam=best_lam, cycles=3, n_s=N_S), cifar, CACHE)}
+final = {f"lambda = {best_lam:.2e}, 3 cycles": cached_experiment(TrainConfig(lam=best_lam, cycles=3, n_s=settings.n_s), cifar, CACHE)}
 fig = plots.curves_figure(final, "The final model: 3-layer [50, 50], BN, the best lambda")
 plots.save_figure(fig, "04_final_model_curves", FIGURES)
 fig
@@ -98,7 +96,7 @@ summary.accuracy_table(final)
 # progress; a full-size run of three cycles takes some seconds), and plots it.
 
 # %%
-widgets.lambda_explorer(cifar, TrainConfig(cycles=3, n_s=N_S), CACHE, lam=best_lam)
+widgets.lambda_explorer(cifar, TrainConfig(cycles=3, n_s=settings.n_s), CACHE, lam=best_lam)
 
 # %% [markdown]
 # ## Against the report

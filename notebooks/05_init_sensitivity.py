@@ -44,13 +44,11 @@ from helpers.core.training import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
 QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
-N_TRAIN = 5000 if QUICK else None  # training images (None: all 45,000)
-N_S = 100 if QUICK else None  # steps per half cycle (None: five epochs, 2250)
 
 # %%
-cifar = load_cifar10(split="report", n_train=N_TRAIN)
+cifar = load_cifar10(split="report", n_train=settings.n_train)
 runs = {
-    (sigma, batch_norm): cached_experiment(TrainConfig(init=sigma, batch_norm=batch_norm, n_s=N_S), cifar, CACHE)
+    (sigma, batch_norm): cached_experiment(TrainConfig(init=sigma, batch_norm=batch_norm, n_s=settings.n_s), cifar, CACHE)
     for sigma in summary.SIGMAS
     for batch_norm in (False, True)
 }
@@ -77,7 +75,7 @@ summary.sensitivity_conclusion({key: run["test_accuracy"] for key, run in runs.i
 # the progress; a full-size run takes some seconds), and plots it.
 
 # %%
-widgets.sigma_explorer(cifar, TrainConfig(n_s=N_S), CACHE, sigma=1e-3, batch_norm=True)
+widgets.sigma_explorer(cifar, TrainConfig(n_s=settings.n_s), CACHE, sigma=1e-3, batch_norm=True)
 
 # %% [markdown]
 # ## Against the report

@@ -169,6 +169,12 @@ def test_without_settings_a_notebook_uses_the_repository_folders():
     assert quick.quick and quick.figures == job.REPO / "results" / "quick"
 
 
+def test_quick_mode_shrinks_the_runs_and_full_mode_keeps_the_reports_sizes():
+    full, quick = settings.notebook_settings(False, environ={}), settings.notebook_settings(True, environ={})
+    assert (full.n_train, full.n_s) == (None, None)  # all 45,000 images, n_s of five epochs
+    assert (quick.n_train, quick.n_s) == (5000, 100)
+
+
 def test_a_setting_given_in_the_notebook_wins_over_the_environment(tmp_path):
     environ = {"NB_QUICK": "1", "NB_FIGURES_DIR": str(tmp_path / "env"), "NB_CACHE_DIR": str(tmp_path / "env")}
     given = settings.notebook_settings(False, tmp_path / "f", tmp_path / "c", environ=environ)

@@ -27,11 +27,27 @@ QUICK_FIGURES_DIR = REPO / "results" / "quick"
 TRUE, FALSE = ("1", "true", "yes"), ("", "0", "false", "no")
 
 
+QUICK_N_TRAIN = 5000
+"""Training images of a quick run (a full run has all 45,000)."""
+QUICK_N_S = 100
+"""Steps per half cycle of a quick run (a full run has five epochs: 2250)."""
+
+
 @dataclass(frozen=True)
 class NotebookSettings:
     quick: bool
     figures: Path
     cache: Path
+
+    @property
+    def n_train(self):
+        """Training images for load_cifar10: QUICK_N_TRAIN in quick mode, else None (all of them)."""
+        return QUICK_N_TRAIN if self.quick else None
+
+    @property
+    def n_s(self):
+        """Steps per half cycle for TrainConfig: QUICK_N_S in quick mode, else None (five epochs)."""
+        return QUICK_N_S if self.quick else None
 
     def environ(self):
         """The environment variables that give these settings to a notebook's kernel."""
