@@ -41,3 +41,18 @@ def test_the_speed_benchmark_runs_and_its_ratios_add_up(cifar_dir, tmp_path):
         assert list(phases) == ["gather the batch", "forward and loss", "backward", "update"]
         assert all(ms > 0 for ms in phases.values())
     assert results["torch"].startswith("2.13.0")
+
+
+def test_the_fast_path_benchmark_times_every_trick_and_both_steps(tmp_path):
+    out = tmp_path / "fast_path.json"
+    args = [sys.executable, "benchmarks/fast_path.py", "--number", "5", "--out", str(out)]
+    printed = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True, timeout=300).stdout
+    results = json.loads(out.read_text())
+    assert [name.split(".")[0] for name in results["tricks"]] == ["1", "2", "3", "4", "5-7", "8", "9"]
+    for name, trick in results["tricks"].items():
+        assert name in printed
+        assert trick["plain_us"] > 0 and trick["fast_us"] >= 0
+        assert trick["saved_us"] == pytest.approx(trick["plain_us"] - trick["fast_us"])
+    assert set(results["steps"]) == {"3-layer BN", "9-layer BN"}
+    for step in results["steps"].values():
+        assert step["speedup"] == pytest.approx(step["textbook_us"] / step["fast_us"])

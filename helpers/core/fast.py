@@ -10,17 +10,21 @@ that in float64 this path gives the textbook's cost and gradients
 same history.
 
 The tricks, each with the reason and the gain measured by
-`python benchmarks/fast_path.py` (per call on the arrays of a report step, or
-per step; figures in benchmarks/results/fast_path.json):
+`python benchmarks/fast_path.py` (microseconds per call, plain -> fast, on
+the arrays of a report step, n_batch 100, float32; figures in
+benchmarks/results/fast_path.json, OpenBLAS SkylakeX kernels, 2 threads):
 
 1. Products as np.dot(A, B) rather than A @ B: the same BLAS call with
-   less NumPy machinery around it.
+   less NumPy machinery around it (100x50 by 50x50: 3.4 -> 3.2 us; it
+   mattered more when the machine was busy).
 2. Sums over the batch as a product with a vector of ones (batch_sum): one
-   BLAS call instead of a reduction, whose cost is mostly overhead.
+   BLAS call instead of a reduction, whose cost is mostly overhead
+   (100x50: 2.2 -> 0.9 us).
 3. Batch normalization's backward folded into one formula whose two sums
-   are dgamma and dbeta, computed anyway (batchnorm_backward).
+   are dgamma and dbeta, computed anyway (batchnorm_backward; 100x50:
+   28 -> 9 us per layer, against the graph version of layers.py).
 4. No gradient for the images: layer 1's dH would cost a (100, 50) x
-   (50, 3072) product that nobody reads.
+   (50, 3072) product that nobody reads (120 us saved).
 5. Every parameter in one flat vector, every gradient in another
    (FlatParameters), written in place: the update is two calls for the
    whole network instead of two per parameter array.
@@ -29,11 +33,15 @@ per step; figures in benchmarks/results/fast_path.json):
    multiplication pass.
 7. The L2 term's gradient 2 lam W applied as a decay of the weights in the
    update (their part of the flat vector is contiguous), not added to dW
-   layer by layer.
+   layer by layer. Tricks 5 to 7 together: the 3-layer network's update
+   61 -> 16 us.
 8. Each row's maximum in the loss picked with argmax, which is faster than
-   max over short rows.
+   max over short rows (100x10: 4.9 -> 2.0 us).
 9. The running averages of all batch-normalized layers updated in one call
-   on one flat vector.
+   on one flat vector (9-layer network: 21 -> 3 us).
+
+A whole step, without gathering the batch: 3-layer BN network 644 -> 358 us
+(1.8x), 9-layer BN network 1014 -> 492 us (2.1x).
 
 train() uses this path unless TrainConfig.textbook is set.
 """
