@@ -110,6 +110,9 @@ def test_ctrl_c_during_training_keeps_what_was_trained(cifar_dir, tmp_path):
          "--n-s", "100000", "--json", str(out), "--save", str(ckpt)],
         cwd=ROOT, env={"PATH": "/usr/bin:/bin", "TQDM_DISABLE": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as in a terminal: a shell that ran these tests in the background
+        # leaves SIGINT ignored, and a child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout.readline().startswith("training on 10000 images")
     time.sleep(1.5)
