@@ -171,12 +171,34 @@ def best_record(records):
 
 
 @functools.lru_cache(maxsize=1)
-def cached_cifar(data_dir, n_train):
-    """The report split, loaded once per worker process and kept for its next runs.
+def cached_cifar(data_dir, n_train, split="report"):
+    """The split, loaded once per worker process and kept for its next runs.
 
     maxsize=1: a worker holds one copy of the data (about 0.75 GB at full size).
     """
-    return load_cifar10(data_dir, split="report", n_train=n_train)
+    return load_cifar10(data_dir, split=split, n_train=n_train)
+
+
+def experiment_in_worker(config, data_dir, n_train, split, name):
+    """Train config on the worker's cached data; return (run_experiment's summary, seconds).
+
+    seconds: training and evaluation, not loading the data. name (e.g.
+    "run 1.3") says which run a Ctrl-C stopped. A run interrupted halfway
+    raises KeyboardInterrupt: train() stops cleanly on Ctrl-C, but a
+    half-trained run must not be returned as finished.
+    """
+    cifar = cached_cifar(data_dir, n_train, split)
+    if PoolWorker.interrupted:
+        raise KeyboardInterrupt(f"{name} not started: Ctrl-C")
+    start = time.perf_counter()
+    PoolWorker.running = True
+    try:
+        summary, _ = run_experiment(config, cifar, progress=False)
+    finally:
+        PoolWorker.running = False
+    if summary["interrupted"]:
+        raise KeyboardInterrupt(f"{name} was interrupted")
+    return summary, time.perf_counter() - start
 
 
 def train_run(run):
@@ -188,18 +210,8 @@ def train_run(run):
     train_seconds, steps; blas_threads of the worker; data (the folder read),
     n_train and config (the TrainConfig as a dict), which identify the run.
     """
-    cifar = cached_cifar(run.data_dir, run.n_train)
-    if PoolWorker.interrupted:
-        raise KeyboardInterrupt(f"run {run.stage}.{run.index} not started: Ctrl-C")
-    start = time.perf_counter()
-    PoolWorker.running = True
-    try:
-        summary, _ = run_experiment(run.config, cifar, progress=False)
-    finally:
-        PoolWorker.running = False
-    if summary["interrupted"]:
-        # train() stops cleanly on Ctrl-C, but a half-trained run must not be recorded as finished.
-        raise KeyboardInterrupt(f"run {run.stage}.{run.index} (lambda {run.config.lam:.3g}) was interrupted")
+    name = f"run {run.stage}.{run.index} (lambda {run.config.lam:.3g})"
+    summary, seconds = experiment_in_worker(run.config, run.data_dir, run.n_train, "report", name)
     return {
         "lam": run.config.lam,
         "stage": run.stage,
@@ -208,7 +220,7 @@ def train_run(run):
         "val_accuracy": summary["val_accuracy"],
         "val_cost": summary["history"]["val_cost"][-1],
         "test_accuracy": summary["test_accuracy"],
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "train_seconds": summary["train_seconds"],
         "steps": summary["steps"],
         "blas_threads": blas_threads(),
@@ -281,12 +293,28 @@ def process_pool(workers=None, blas_threads=1):
 def run_stage(executor, runs, results_path, bar):
     """Train runs on executor, appending each record to results_path as soon as it arrives.
 
-    Returns {run key: record}. If a run fails, the runs not started are
-    cancelled, those already running are still recorded, and the first error
-    is raised again. Ctrl-C cancels the runs not started too.
+    Returns {run key: record}; on a failure, see run_each.
     """
-    futures = {executor.submit(train_run, run): run for run in runs}
-    records, errors = {}, []
+    records = {}
+
+    def record(run, result):
+        append_line(results_path, result)
+        records[run.key()] = result
+        bar.update(1)
+
+    run_each(executor, train_run, runs, record)
+    return records
+
+
+def run_each(executor, fn, items, on_result):
+    """Call fn(item) for every item on executor, and on_result(item, result) as each one finishes.
+
+    If one fails, the items not started are cancelled, those already running
+    still finish and go to on_result, and the first error is raised again.
+    Ctrl-C cancels the items not started too.
+    """
+    futures = {executor.submit(fn, item): item for item in items}
+    errors = []
     try:
         for future in as_completed(futures):
             if future.cancelled():
@@ -295,15 +323,11 @@ def run_stage(executor, runs, results_path, bar):
                 errors.append(future.exception())
                 cancel(futures)
                 continue
-            record = future.result()
-            append_line(results_path, record)
-            records[futures[future].key()] = record
-            bar.update(1)
+            on_result(futures[future], future.result())
     finally:
         cancel(futures)
     if errors:
         raise errors[0]
-    return records
 
 
 def cancel(futures):
