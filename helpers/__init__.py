@@ -6,6 +6,7 @@
                 the report's checks and claims, and the main job (python -m helpers.report)
     experiments one training run, summarized as plain data
     search      staged random search of lambda on a process pool or a Dask cluster
+    seeds       one configuration over several seeds, in parallel, and its spread
     checkpoint  saving and loading trained networks
     files       the atomic file write
     errors      every error the package raises on purpose

@@ -35,6 +35,7 @@ from .search import (
     process_pool,
     run_search,
 )
+from .seeds import check_seeds, run_seeds
 
 
 def main(argv=None):
@@ -96,7 +97,11 @@ def build_parser():
                    help="use the plain textbook code path instead of the fast one (same math, slower)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
-    p.add_argument("--save", help="save the trained network to this .npz checkpoint")
+    p.add_argument("--save", help="save the trained network to this .npz checkpoint (one seed only)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="train seeds --seed, --seed + 1, ... in parallel and print the spread of the accuracies"
+                        " (default %(default)s: one run, in this process)")
+    add_executor_args(p, "seeds")
     p.set_defaults(run=run_train, parser=p)
 
     p = sub.add_parser("gradcheck", help="check the analytic gradients against numerical ones")
@@ -139,12 +144,23 @@ def add_search_command(sub):
     p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     p.add_argument("--n-train", type=int, default=None, help="train on the first N images only (default: all 45,000)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask cluster instead")
+    add_executor_args(p, "runs")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--out", required=True, help="folder for runs.jsonl and summary.json; reused runs are skipped")
     p.set_defaults(run=run_search_command, parser=p)
+
+
+def add_executor_args(p, what):
+    """--workers and --scheduler: where the runs of a command go (see executor_for)."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help=f"local worker processes for the {what} (default: one per core)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help=f"run the {what} on this Dask cluster instead")
+
+
+def check_workers(workers):
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}.")
 
 
 def add_report_command(sub):
@@ -332,6 +348,15 @@ def train_settings(args):
         textbook=args.textbook,
     )
     check_training(config, data.split_sizes(args.split)[0])
+    check_seeds(args.seeds)
+    check_workers(args.workers)
+    if args.seeds == 1 and (args.workers is not None or args.scheduler is not None):
+        raise ConfigError("spreads the seeds over processes, and a single seed trains in this one:"
+                          " give --seeds 2 or more.")
+    if args.seeds > 1 and args.save:
+        # N files from one path would be a naming scheme to guess; one seed, trained alone, saves as always.
+        raise ConfigError(f"saves one network, and --seeds {args.seeds} trains {args.seeds}: to keep one,"
+                          " train its seed alone (--seed S --save PATH).")
     return config
 
 
@@ -340,11 +365,17 @@ def run_train(args):
     n_train, n_val, n_test = data.split_sizes(args.split)
     dims = [data.N_FEATURES, *config.hidden, data.N_CLASSES]
     rows = max(config.n_batch, min(EVAL_CHUNK, n_train))  # evaluation goes EVAL_CHUNK images at a time
-    parts = memory_needed(dims, config.batch_norm, itemsize=4, copies=2 + config.cycles, rows=rows,
-                          images=n_train + n_val + n_test)
-    check_memory(parts, rows, f"--hidden {shown(config.hidden)} with --n-batch {config.n_batch}",
-                 "Use fewer or narrower hidden layers, or a smaller --n-batch.")
+    if args.scheduler is None:  # a cluster's memory is its workers', not this machine's
+        processes = 1 if args.seeds == 1 else min(args.seeds, args.workers or cores())
+        parts = memory_needed(dims, config.batch_norm, itemsize=4, copies=2 + config.cycles, rows=rows,
+                              images=n_train + n_val + n_test)
+        check_memory(parts, rows, f"--hidden {shown(config.hidden)} with --n-batch {config.n_batch}"
+                     + (f" in {processes} processes" if processes > 1 else ""),
+                     "Use fewer or narrower hidden layers, or a smaller --n-batch"
+                     + (", or fewer --workers." if processes > 1 else "."), processes=processes)
     check_output_files(args, json=0, save=4 * parameter_count(dims, config.batch_norm))  # float32 parameters
+    if args.seeds > 1:
+        return train_seeds(args, config)
 
     cifar = data.load_cifar10(args.data_dir, split=args.split)
     print(f"training on {len(cifar.train.X)} images from {cifar.folder} (Ctrl-C stops and keeps the result)",
@@ -364,6 +395,40 @@ def run_train(args):
         outputs.append(("--save", args.save, lambda: save_network(result.net, args.save, config.to_dict())))
     for path in write_outputs(outputs):
         print(f"wrote {path}")
+    return 0
+
+
+SPREAD_ROWS = (("test_accuracy", "test accuracy"), ("ensemble_test_accuracy", "ensemble test accuracy"),
+               ("val_accuracy", "validation accuracy"))
+
+
+def train_seeds(args, config):
+    """train --seeds N, N > 1: the seeds in parallel, their spread printed, and --json written."""
+    workers = min(args.seeds, args.workers or cores())  # a worker more than the seeds would idle
+    if args.scheduler is None:
+        data.find_batches_dir(args.data_dir)  # the workers would each say it is missing, later
+        where = f"{workers} worker process{'es' if workers > 1 else ''}"
+    else:
+        where = f"the Dask cluster at {args.scheduler}"
+    last = config.seed + args.seeds - 1
+    print(f"training seeds {config.seed} to {last} on {where} (Ctrl-C stops them all and keeps none)", flush=True)
+    with executor_for(args, workers) as executor:
+        results = run_seeds(config, args.seeds, executor, args.data_dir, args.split)
+    stats = results["statistics"]
+    print(f"over {args.seeds} seeds (std: the sample standard deviation, ddof=1)")
+    print(f"{'':24}{'mean ± std':>16}  {'min':>9}  {'max':>9}")
+    for key, label in SPREAD_ROWS:
+        s = stats[key]
+        print(f"{label:24}{100 * s['mean']:6.2f} ± {100 * s['std']:5.2f} %  {100 * s['min']:7.2f} %"
+              f"  {100 * s['max']:7.2f} %")
+    for seed, summary in zip(results["seeds"], results["summaries"]):
+        print(f"seed {seed}: test {100 * summary['test_accuracy']:.2f} %,"
+              f" ensemble {100 * summary['ensemble_test_accuracy']:.2f} %,"
+              f" validation {100 * summary['val_accuracy']:.2f} %;"
+              f" {summary['steps']} steps in {summary['train_seconds']:.1f} s")
+    if args.json:
+        for path in write_outputs([("--json", args.json, lambda: write_json(args.json, results))]):
+            print(f"wrote {path}")
     return 0
 
 
@@ -434,8 +499,7 @@ def search_settings(args):
     if config.n_train is not None and config.n_train > n_images:
         raise ConfigError(f"n_train must be at most {n_images}, the training images of the report split,"
                           f" got {config.n_train}.")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {args.workers}.")
+    check_workers(args.workers)
     return config
 
 
@@ -474,10 +538,13 @@ def run_search_command(args):
 
 
 @contextmanager
-def executor_for(args):
-    """The executor the command line asked for; shut down (and the Dask client closed) on leaving."""
+def executor_for(args, workers=None):
+    """The executor the command line asked for; shut down (and the Dask client closed) on leaving.
+
+    workers: the local processes to start, if fewer than --workers (or one per core) will do.
+    """
     if args.scheduler is None:
-        with process_pool(args.workers) as pool:
+        with process_pool(workers or args.workers) as pool:
             yield pool
         return
     # Imported only when asked for: distributed takes a second to import.

@@ -1,0 +1,109 @@
+"""Runs over seeds: one configuration trained for several seeds in parallel, and the spread of its accuracies.
+
+A single run's accuracy is one sample: another seed (other initial weights,
+another order of the batches) moves it by a fraction of a point or more, and
+so does a change that only reorders floating-point sums. run_seeds trains the
+same TrainConfig with seeds base, base + 1, ..., base + n - 1 and returns
+every seed's summary (helpers.experiments.summarize) with the mean, standard
+deviation, min and max of its test, ensemble test and validation accuracy.
+
+The standard deviation is the sample one (ddof=1): the seeds are a sample of
+all the seeds one could have drawn, and their spread around their own mean
+underestimates the spread around the true mean; dividing by n - 1 instead of
+n corrects that. With one seed there is no spread, and it is None.
+
+The seeds run on the search's executors (helpers.search): by default a pool
+of processes, one per core, each with one BLAS thread; or any
+concurrent.futures.Executor, such as a Dask client's. Each worker loads the
+data itself, once per process.
+"""
+
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .core.training import TrainConfig, check_config
+from .errors import ConfigError
+from .progress import progress_bar
+from .search import cores, experiment_in_worker, process_pool, run_each
+
+ACCURACIES = ("test_accuracy", "ensemble_test_accuracy", "val_accuracy")
+"""The figures whose spread over the seeds run_seeds reports."""
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed's run: what a worker needs to train it."""
+
+    config: TrainConfig
+    data_dir: str | None
+    split: str
+    n_train: int | None
+
+
+def check_seeds(seeds):
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds (how many seeds to train) must be a whole number >= 1, got {seeds!r}.")
+
+
+def train_seed(run):
+    """Train one seed in a worker; return its summary (helpers.experiments.summarize)."""
+    summary, _ = experiment_in_worker(run.config, run.data_dir, run.n_train, run.split, f"seed {run.config.seed}")
+    return summary
+
+
+def run_seeds(config, seeds, executor=None, data_dir=None, split="report", n_train=None, progress=True):
+    """Train config for seeds seeds, config.seed, config.seed + 1, ..., in parallel on executor.
+
+    executor: any concurrent.futures.Executor (e.g. dask's
+    Client.get_executor()); None makes a process_pool() for these runs.
+    data_dir, split and n_train choose the data as in
+    helpers.core.data.load_cifar10; each worker loads it itself.
+
+    Returns {"seeds": [int] * seeds, "summaries": [summary] * seeds, in the
+    order of the seeds, "statistics": seed_statistics(summaries)}. If a seed
+    fails, the seeds not started are cancelled and its error is raised.
+    """
+    check_seeds(seeds)
+    check_config(config, n_train)
+    if data_dir is not None:
+        data_dir = os.path.abspath(data_dir)  # a worker may run in another folder
+    runs = [SeedRun(replace(config, seed=config.seed + i), data_dir, split, n_train) for i in range(seeds)]
+    summaries = {}
+
+    def keep(run, summary):
+        summaries[run.config.seed] = summary
+        bar.update(1)
+
+    with nullcontext(executor) if executor is not None else process_pool(min(seeds, cores())) as ex, \
+            progress_bar(seeds, progress, desc="seeds", unit="run") as bar:
+        run_each(ex, train_seed, runs, keep)
+    ordered = [summaries[run.config.seed] for run in runs]
+    return {
+        "seeds": [run.config.seed for run in runs],
+        "summaries": ordered,
+        "statistics": seed_statistics(ordered),
+    }
+
+
+def seed_statistics(summaries):
+    """The spread of each accuracy of ACCURACIES over the summaries of several seeds.
+
+    Returns {accuracy: {"mean", "std", "min", "max": float, "values": [float]
+    in the order of summaries}}. std is the sample standard deviation
+    (ddof=1), None for a single summary. Every summary must have finished
+    training, so that it has an ensemble test accuracy.
+    """
+    statistics = {}
+    for key in ACCURACIES:
+        values = np.array([s[key] for s in summaries], dtype=np.float64)
+        statistics[key] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "values": values.tolist(),
+        }
+    return statistics

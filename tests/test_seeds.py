@@ -1,0 +1,185 @@
+"""Runs over seeds: the seeds trained, their statistics, a seed against a run of its own, the CLI, Dask.
+
+The runs are tiny (a fake CIFAR-10 of 100 images per batch, hidden [8], 10
+steps) and share one process pool, so the file runs in seconds; what it
+checks does not depend on the accuracies being good.
+"""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from conftest import write_fake_cifar
+from helpers import cli
+from helpers.cli import main
+from helpers.core import data
+from helpers.core.data import load_cifar10
+from helpers.core.training import TrainConfig
+from helpers.errors import ConfigError
+from helpers.experiments import run_experiment
+from helpers.search import process_pool
+from helpers.seeds import ACCURACIES, run_seeds, seed_statistics
+
+# What the command line below trains: --hidden 8 --n-batch 10 --n-s 5 --cycles 1 --seed 3.
+CONFIG = TrainConfig(hidden=(8,), n_batch=10, n_s=5, cycles=1, seed=3)
+FLAGS = ["--split", "small", "--hidden", "8", "--n-batch", "10", "--n-s", "5", "--cycles", "1", "--seed", "3"]
+TIMES = ("train_seconds", "ms_per_step")
+"""The keys of a summary that measure time, and so differ between two runs of the same seed."""
+
+
+def without_times(summary):
+    return {k: v for k, v in summary.items() if k not in TIMES}
+
+
+@pytest.fixture(scope="module")
+def fake_dir(tmp_path_factory):
+    """A fake CIFAR-10 of 100 images per batch: enough for the seeds' accuracies to differ."""
+    return write_fake_cifar(tmp_path_factory.mktemp("data"), n_per_batch=100)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with process_pool(2) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="module")
+def reference(pool, fake_dir):
+    """CONFIG over 3 seeds (3, 4, 5) on the process pool."""
+    return run_seeds(CONFIG, 3, pool, data_dir=fake_dir, split="small", progress=False)
+
+
+def test_n_seeds_give_n_summaries_with_seeds_base_to_base_plus_n_minus_1(reference):
+    assert reference["seeds"] == [3, 4, 5]
+    assert [s["config"]["seed"] for s in reference["summaries"]] == [3, 4, 5]
+    assert all(s["steps"] == 10 and not s["interrupted"] for s in reference["summaries"])
+    # Other seeds, other runs.
+    costs = [s["history"]["train_cost"] for s in reference["summaries"]]
+    assert costs[0] != costs[1] != costs[2] != costs[0]
+
+
+def test_the_statistics_are_numpys_mean_sample_std_min_and_max(reference):
+    for key in ACCURACIES:
+        values = [s[key] for s in reference["summaries"]]
+        stats = reference["statistics"][key]
+        assert stats["values"] == values
+        assert stats["mean"] == np.mean(values)
+        assert stats["std"] == np.std(values, ddof=1)
+        assert stats["min"] == min(values) and stats["max"] == max(values)
+
+
+def test_one_seed_has_no_spread(reference):
+    stats = seed_statistics(reference["summaries"][:1])
+    assert all(stats[key]["std"] is None for key in ACCURACIES)
+    assert stats["test_accuracy"]["mean"] == reference["summaries"][0]["test_accuracy"]
+
+
+def test_a_seed_gives_what_a_run_of_its_own_gives(reference, fake_dir):
+    # The workers have one BLAS thread; the same number here keeps the arithmetic identical.
+    with threadpool_limits(1):
+        alone, _ = run_experiment(replace(CONFIG, seed=4), load_cifar10(fake_dir, split="small"), progress=False)
+    assert without_times(alone) == without_times(reference["summaries"][1])
+
+
+def test_the_command_line_prints_the_spread_and_writes_every_seed(reference, fake_dir, tmp_path, capsys):
+    out = tmp_path / "seeds.json"
+    assert main(["train", "--data-dir", str(fake_dir), *FLAGS, "--seeds", "3", "--workers", "2",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    stats = reference["statistics"]
+    assert "training seeds 3 to 5 on 2 worker processes" in printed
+    assert "over 3 seeds (std: the sample standard deviation, ddof=1)" in printed
+    for key, label in cli.SPREAD_ROWS:
+        s = stats[key]
+        row = f"{label:24}{100 * s['mean']:6.2f} ± {100 * s['std']:5.2f} %  {100 * s['min']:7.2f} %"
+        assert row in printed
+    for seed, summary in zip(reference["seeds"], reference["summaries"]):
+        assert f"seed {seed}: test {100 * summary['test_accuracy']:.2f} %," in printed
+    written = json.loads(out.read_text())
+    assert written["seeds"] == [3, 4, 5] and written["statistics"] == stats
+    assert [without_times(s) for s in written["summaries"]] == [without_times(s) for s in reference["summaries"]]
+    assert f"wrote {out}" in printed
+
+
+def test_one_seed_is_the_single_run_of_before(fake_dir, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "run_seeds", lambda *args, **kwargs: pytest.fail("one seed went to run_seeds"))
+    assert main(["train", "--data-dir", str(fake_dir), *FLAGS]) == 0
+    printed = capsys.readouterr().out
+    assert "test accuracy        " in printed and "mean ± std" not in printed
+
+
+def test_a_dask_cluster_gives_the_same_seeds_as_the_process_pool(reference, fake_dir, tmp_path):
+    from distributed import LocalCluster
+
+    out = tmp_path / "seeds.json"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        code = main(["train", "--data-dir", str(fake_dir), *FLAGS, "--seeds", "3",
+                     "--scheduler", cluster.scheduler_address, "--json", str(out)])
+    assert code == 0
+    written = json.loads(out.read_text())
+    # Dask gives its workers one BLAS thread too, which keeps the arithmetic identical.
+    assert written["statistics"] == reference["statistics"]
+    assert [without_times(s) for s in written["summaries"]] == [without_times(s) for s in reference["summaries"]]
+
+
+# --- Bad settings ---------------------------------------------------------------------
+
+
+class WorkStarted(Exception):
+    """Raised by a recorder: the command got past its checks and started its work."""
+
+
+@pytest.fixture
+def work(monkeypatch):
+    """The work functions called, in order; each raises WorkStarted instead of working."""
+    called = []
+
+    def recorder(name):
+        def record(*args, **kwargs):
+            called.append(name)
+            raise WorkStarted(name)
+
+        return record
+
+    for owner, name in [(data, "load_cifar10"), (data, "find_batches_dir"), (cli, "run_experiment"),
+                        (cli, "run_seeds"), (cli, "executor_for")]:
+        monkeypatch.setattr(owner, name, recorder(name))
+    return called
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--seeds", "0"], "--seeds: seeds (how many seeds to train) must be a whole number >= 1, got 0."),
+        (["--seeds", "-2"], "--seeds"),
+        (["--seeds", "two"], "--seeds"),
+        (["--seeds", "2", "--save", "{tmp}/net.npz"], "--save: saves one network, and --seeds 2 trains 2"),
+        (["--workers", "2"], "--workers: spreads the seeds over processes"),
+        (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler: spreads the seeds over processes"),
+        (["--seeds", "2", "--workers", "0"], "--workers: workers must be >= 1"),
+        (["--seeds", "2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
+        (["--seeds", "2", "--json", "{tmp}"], "--json"),
+        (["--seeds", "2", "--lam", "-1"], "--lam"),
+    ],
+)
+def test_bad_seeds_flags_are_refused_before_any_work(argv, words, work, tmp_path, capsys):
+    code = main(["train", *(arg.format(tmp=tmp_path) for arg in argv)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert words in err
+    assert work == []
+
+
+def test_good_seeds_flags_reach_the_seeds(work, tmp_path):
+    with pytest.raises(WorkStarted):
+        main(["train", "--seeds", "5", "--workers", "1", "--json", str(tmp_path / "a" / "seeds.json")])
+    assert work == ["find_batches_dir"]
+
+
+@pytest.mark.parametrize("seeds", [0, -1, 1.5, True])
+def test_run_seeds_refuses_a_bad_number_of_seeds_before_any_work(seeds):
+    with pytest.raises(ConfigError, match="seeds"):
+        run_seeds(CONFIG, seeds, executor=object(), progress=False)
