@@ -10,12 +10,13 @@ deviation, min and max of its test, ensemble test and validation accuracy.
 The standard deviation is the sample one (ddof=1): the seeds are a sample of
 all the seeds one could have drawn, and their spread around their own mean
 underestimates the spread around the true mean; dividing by n - 1 instead of
-n corrects that. With one seed there is no spread, and it is None.
+n makes the variance unbiased (its square root, the std, is still a little
+low for few seeds). With one seed there is no spread, and it is None.
 
 The seeds run on the search's executors (helpers.search): by default a pool
-of processes, one per core, each with one BLAS thread; or any
-concurrent.futures.Executor, such as a Dask client's. Each worker loads the
-data itself, once per process.
+of processes, one per core (at most one per seed), each with one BLAS
+thread; or any concurrent.futures.Executor, such as a Dask client's. Each
+worker loads the data itself, once per process.
 """
 
 import os

@@ -5,7 +5,13 @@ steps) and share one process pool, so the file runs in seconds; what it
 checks does not depend on the accuracies being good.
 """
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +27,8 @@ from helpers.errors import ConfigError
 from helpers.experiments import run_experiment
 from helpers.search import process_pool
 from helpers.seeds import ACCURACIES, run_seeds, seed_statistics
+
+REPO = Path(__file__).resolve().parent.parent
 
 # What the command line below trains: --hidden 8 --n-batch 10 --n-s 5 --cycles 1 --seed 3.
 CONFIG = TrainConfig(hidden=(8,), n_batch=10, n_s=5, cycles=1, seed=3)
@@ -122,6 +130,27 @@ def test_a_dask_cluster_gives_the_same_seeds_as_the_process_pool(reference, fake
     # Dask gives its workers one BLAS thread too, which keeps the arithmetic identical.
     assert written["statistics"] == reference["statistics"]
     assert [without_times(s) for s in written["summaries"]] == [without_times(s) for s in reference["summaries"]]
+
+
+def test_ctrl_c_stops_every_seed_and_writes_nothing(fake_dir, tmp_path):
+    out = tmp_path / "seeds.json"
+    # 4,000,000 steps a seed (2 cycles of 2 x n_s), about 4 minutes here: far more than the seconds before Ctrl-C.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers", "train", "--data-dir", str(fake_dir), "--split", "small", "--hidden", "8",
+         "--n-batch", "10", "--n-s", "1000000", "--seeds", "2", "--workers", "2", "--json", str(out)],
+        cwd=REPO, env={**os.environ, "TQDM_DISABLE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+        # As Ctrl-C in a terminal: to the whole process group, workers included, with SIGINT
+        # not ignored (as it is for a child of a shell that runs these tests in the background).
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.stdout.readline().startswith("training seeds 0 to 1 on 2 worker processes")
+    time.sleep(5)  # the workers start, load the data and train
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists()
 
 
 # --- Bad settings ---------------------------------------------------------------------
