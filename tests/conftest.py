@@ -73,3 +73,27 @@ def trainings(monkeypatch):
 
     monkeypatch.setattr(cache, "run_experiment", counting)
     return trained
+
+
+class WorkStarted(Exception):
+    """Raised by a recorder: the command got past its checks and started its work."""
+
+
+def record_work(monkeypatch, targets):
+    """Replace each (owner, name) of targets by a recorder; return the names called, in order.
+
+    A recorder raises WorkStarted instead of working, so a test sees whether a
+    command reached its work, and which piece of it came first.
+    """
+    called = []
+
+    def recorder(name):
+        def record(*args, **kwargs):
+            called.append(name)
+            raise WorkStarted(name)
+
+        return record
+
+    for owner, name in targets:
+        monkeypatch.setattr(owner, name, recorder(name))
+    return called

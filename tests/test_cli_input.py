@@ -12,7 +12,6 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from helpers import cli
@@ -22,29 +21,16 @@ from helpers.core.network import init_network
 from helpers.core.training import TrainConfig, train
 from helpers.report import job
 
+from conftest import WorkStarted, record_work
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class WorkStarted(Exception):
-    """Raised by a recorder: the command got past its checks and started its work."""
 
 
 @pytest.fixture
 def work(monkeypatch):
     """The names of the work functions called, in order; each raises WorkStarted instead of working."""
-    called = []
-
-    def recorder(name):
-        def record(*args, **kwargs):
-            called.append(name)
-            raise WorkStarted(name)
-
-        return record
-
-    for owner, name in [(data, "load_cifar10"), (data, "_fetch"), (cli, "run_experiment"),
-                        (cli, "check_gradients"), (cli, "run_search"), (job, "run_report")]:
-        monkeypatch.setattr(owner, name, recorder(name))
-    return called
+    return record_work(monkeypatch, [(data, "load_cifar10"), (data, "_fetch"), (cli, "run_experiment"),
+                                     (cli, "check_gradients"), (cli, "run_search"), (job, "run_report")])
 
 
 @pytest.fixture

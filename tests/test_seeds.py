@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from conftest import write_fake_cifar
+from conftest import WorkStarted, record_work, write_fake_cifar
 from helpers import cli
 from helpers.cli import main
 from helpers.core import data
@@ -156,26 +156,11 @@ def test_ctrl_c_stops_every_seed_and_writes_nothing(fake_dir, tmp_path):
 # --- Bad settings ---------------------------------------------------------------------
 
 
-class WorkStarted(Exception):
-    """Raised by a recorder: the command got past its checks and started its work."""
-
-
 @pytest.fixture
 def work(monkeypatch):
     """The work functions called, in order; each raises WorkStarted instead of working."""
-    called = []
-
-    def recorder(name):
-        def record(*args, **kwargs):
-            called.append(name)
-            raise WorkStarted(name)
-
-        return record
-
-    for owner, name in [(data, "load_cifar10"), (data, "find_batches_dir"), (cli, "run_experiment"),
-                        (cli, "run_seeds"), (cli, "executor_for")]:
-        monkeypatch.setattr(owner, name, recorder(name))
-    return called
+    return record_work(monkeypatch, [(data, "load_cifar10"), (data, "find_batches_dir"), (cli, "run_experiment"),
+                                     (cli, "run_seeds"), (cli, "executor_for")])
 
 
 @pytest.mark.parametrize(
