@@ -133,8 +133,10 @@ def add_search_command(sub):
     p = sub.add_parser("search", help="staged random search of lambda, in parallel")
     p.add_argument("--lam-range", type=number, nargs=2, metavar=("LOW", "HIGH"), default=list(defaults.lam_range),
                    help="stage 1 draws lambda log-uniformly from here (default %(default)s)")
-    p.add_argument("--coarse", type=int, default=defaults.coarse, help="runs in stage 1 (default %(default)s)")
-    p.add_argument("--fine", type=int, default=defaults.fine, help="runs in each later stage (default %(default)s)")
+    p.add_argument("--coarse", type=int, default=defaults.coarse,
+                   help="lambdas drawn in stage 1 (default %(default)s)")
+    p.add_argument("--fine", type=int, default=defaults.fine,
+                   help="lambdas drawn in each later stage (default %(default)s)")
     p.add_argument("--stages", type=int, default=defaults.stages, help="(default %(default)s)")
     p.add_argument("--shrink", type=number, default=defaults.shrink,
                    help="each stage's log10 range is this many times narrower than the last (default %(default)s)")
@@ -143,6 +145,9 @@ def add_search_command(sub):
     p.add_argument("--hidden", type=int, nargs="*", default=list(base.hidden), help="hidden widths (default 50 50)")
     p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    p.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
+                   help="train each lambda with seeds --seed, --seed + 1, ... and judge it by their mean"
+                        " validation accuracy; K times the runs (default %(default)s)")
     p.add_argument("--n-train", type=int, default=None, help="train on the first N images only (default: all 45,000)")
     add_executor_args(p, "runs")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
@@ -490,6 +495,7 @@ def search_settings(args):
         shrink=args.shrink,
         cycles=args.cycles,
         seed=args.seed,
+        seeds=args.seeds,
         base=replace(SearchConfig().base, hidden=tuple(args.hidden), n_s=args.n_s),
         n_train=args.n_train,
     )
@@ -524,17 +530,31 @@ def run_search_command(args):
             f"the search stopped: {err}. The runs finished so far are kept in {Path(args.out) / RESULTS_FILE}:"
             " fix the cause (a full disk?) and run the same command again to train only the others."
         ) from err
+    seeds = config.seeds
+    if seeds > 1:
+        print(f"each lambda judged on the mean of {seeds} seeds ({config.seed} to {config.seed + seeds - 1});"
+              " ± is their sample standard deviation (ddof=1)")
     for s in summary["stages"]:
         low, high = s["lam_range"]
         best = s["best"]
-        print(f"stage {s['stage']}: {len(s['lams'])} runs, lambda in [{low:.3g}, {high:.3g}]:"
-              f" best lambda {best['lam']:.4g} (validation accuracy {100 * best['val_accuracy']:.2f} %)")
+        lambdas = len(s["lams"])
+        runs = f"{lambdas} runs" if seeds == 1 else f"{lambdas * seeds} runs ({lambdas} lambdas x {seeds} seeds)"
+        print(f"stage {s['stage']}: {runs}, lambda in [{low:.3g}, {high:.3g}]:"
+              f" best lambda {best['lam']:.4g} (validation accuracy {mean_and_std(best)})")
     best = summary["best"]
-    print(f"best lambda {best['lam']:.4g}: validation accuracy {100 * best['val_accuracy']:.2f} %,"
-          f" test accuracy {100 * best['test_accuracy']:.2f} %")
+    means = "" if seeds == 1 else f" (means over {seeds} seeds)"
+    print(f"best lambda {best['lam']:.4g}: validation accuracy {mean_and_std(best)},"
+          f" test accuracy {100 * best['test_accuracy']:.2f} %{means}")
     print(f"trained {summary['trained']} runs, reused {summary['reused']};"
           f" summary in {Path(args.out) / SUMMARY_FILE}")
     return 0
+
+
+def mean_and_std(judged):
+    """A judged lambda's validation accuracy (helpers.search.brief): "54.12 %", or "54.12 ± 0.40 %" over seeds."""
+    if judged["val_accuracy_std"] is None:
+        return f"{100 * judged['val_accuracy']:.2f} %"
+    return f"{100 * judged['val_accuracy']:.2f} ± {100 * judged['val_accuracy_std']:.2f} %"
 
 
 @contextmanager

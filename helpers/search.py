@@ -10,14 +10,25 @@ may reach past lam_range when the best lambda lies near its edge: that is
 where the search should look then.
 
 "Best" is the highest validation accuracy on the 5,000 validation images of
-the report split, ties going to the lower validation cost. The test accuracy
-is recorded but never used to choose, so that it stays an unbiased estimate.
+the report split, ties going to the lower validation cost, then to the
+lambda drawn first. The test accuracy is recorded but never used to choose,
+so that it stays an unbiased estimate.
 
-Every run trains with the same seed, the search's: all runs start from the
-same weights and see the batches in the same order, so their differences
-come from lambda, not from luck. The lambdas of stage s come from a
-generator seeded with (seed, s). The same SearchConfig therefore gives the
-same lambdas and the same results, whatever executor runs them.
+By default every run trains with the same seed, the search's: all runs start
+from the same weights and see the batches in the same order, so their
+differences come from lambda, not from luck. Yet one run's validation
+accuracy is itself noisy: another seed moves it by about half a point to a
+point, about as much as nearby lambdas differ, so the best of single runs is
+partly the luckiest. With seeds=k each lambda trains k times, with seeds
+seed, seed + 1, ..., seed + k - 1, and is judged by the mean of its k
+validation accuracies (and of its validation costs for ties). The mean of k
+runs has the noise's standard deviation divided by sqrt(k), at k times the
+cost. The summary gives each lambda's mean and its sample standard
+deviation over the seeds.
+
+The lambdas of stage s come from a generator seeded with (seed, s), whatever
+seeds is. The same SearchConfig therefore gives the same lambdas and the same
+results, whatever executor runs them.
 
 Each run is one call of helpers.experiments.run_experiment, sent to a
 concurrent.futures.Executor: by default a pool of processes, one per core,
@@ -25,10 +36,11 @@ each with one BLAS thread; for a cluster, the executor of a dask.distributed
 Client (whose workers get one BLAS thread from Dask itself). Workers load the
 data themselves, once per process, rather than receiving 700 MB each.
 
-Every finished run is appended at once to runs.jsonl in the output folder. A
-search started again on the same folder reuses the runs recorded there,
-matched by their full training configuration, and trains only the rest. At
-the end, summary.json holds the best lambda of each stage.
+Every finished run, one per lambda and seed, is appended at once to
+runs.jsonl in the output folder. A search started again on the same folder
+reuses the runs recorded there, matched by their full training configuration
+(seed included), and trains only the rest. At the end, summary.json holds
+every lambda judged and the best lambda of each stage.
 """
 
 import fcntl
@@ -63,7 +75,9 @@ class SearchConfig:
     """A staged random search of lambda; the defaults are the report's.
 
     base holds every other training setting; the search replaces its lam,
-    cycles and seed. The search only reads the final validation figures, so
+    cycles and seed. seeds: the runs per lambda, with seeds seed, seed + 1,
+    ..., whose mean validation accuracy judges it (1: one run, the search's
+    seed). The search only reads the final validation figures, so
     the default base evaluates once per cycle instead of ten times (this
     changes nothing in training, only saves time). n_train keeps only the
     first n_train training images (a quick mode); None keeps all 45,000.
@@ -76,6 +90,7 @@ class SearchConfig:
     shrink: float = 4.0
     cycles: int = 2
     seed: int = 0
+    seeds: int = 1
     base: TrainConfig = field(default_factory=lambda: TrainConfig(evals_per_cycle=1))
     n_train: int | None = None
 
@@ -86,7 +101,8 @@ class SearchConfig:
         return d
 
     def run_count(self):
-        return self.coarse + self.fine * (self.stages - 1)
+        """The training runs of the whole search: every lambda drawn, once per seed."""
+        return (self.coarse + self.fine * (self.stages - 1)) * self.seeds
 
 
 @dataclass(frozen=True)
@@ -118,7 +134,7 @@ def check_search_config(config):
         raise ConfigError(
             f"lam_range must satisfy 0 < low < high (lambda is searched on a log scale), got {low}, {high}."
         )
-    for name in ("coarse", "fine", "stages"):
+    for name in ("coarse", "fine", "stages", "seeds"):
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}.")
@@ -153,18 +169,47 @@ def sample_lambdas(log10_range, n, seed, stage):
 
 
 def plan_stage(config, stage, log10_range, data_dir=None):
-    """The runs of one stage, in the order their lambdas were drawn."""
+    """The runs of one stage: for each lambda, in the order they were drawn, a list of its runs, one per seed."""
     n = config.coarse if stage == 1 else config.fine
     lams = sample_lambdas(log10_range, n, config.seed, stage)
     return [
-        Run(stage, i, replace(config.base, lam=lam, cycles=config.cycles, seed=config.seed), config.n_train, data_dir)
+        [
+            Run(stage, i, replace(config.base, lam=lam, cycles=config.cycles, seed=seed), config.n_train, data_dir)
+            for seed in range(config.seed, config.seed + config.seeds)
+        ]
         for i, lam in enumerate(lams)
     ]
 
 
-def best_record(records):
-    """The record with the highest validation accuracy; ties go to the lower validation cost, then the earlier."""
-    return max(records, key=lambda r: (r["val_accuracy"], -r["val_cost"]))
+def brief(records):
+    """One lambda judged on its records (one per seed, a list of dicts): the figures a summary shows.
+
+    Returns {"lam", "stage", "index": as in the records; "val_accuracy",
+    "val_cost", "test_accuracy": their means over the seeds; "seeds": the
+    number of records; "val_accuracy_std": the sample standard deviation
+    (ddof=1) of the validation accuracy, None for one record}.
+    """
+    val_accuracy = np.array([r["val_accuracy"] for r in records])
+    first = records[0]
+    return {
+        "lam": first["lam"],
+        "stage": first["stage"],
+        "index": first["index"],
+        "val_accuracy": float(val_accuracy.mean()),
+        "val_cost": float(np.mean([r["val_cost"] for r in records])),
+        "test_accuracy": float(np.mean([r["test_accuracy"] for r in records])),
+        "seeds": len(records),
+        "val_accuracy_std": float(val_accuracy.std(ddof=1)) if len(records) > 1 else None,
+    }
+
+
+def best_lambda(judged):
+    """The judged lambda (see brief) with the highest mean validation accuracy.
+
+    Ties go to the lower mean validation cost, then to the earlier in judged
+    (max keeps the first of equal keys).
+    """
+    return max(judged, key=lambda j: (j["val_accuracy"], -j["val_cost"]))
 
 
 # --- In a worker ---------------------------------------------------------------
@@ -343,6 +388,12 @@ def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
     Client.get_executor(); None makes a process_pool() for the search.
     data_dir is resolved by each worker as in helpers.core.data.find_batches_dir.
     Runs already in out_dir/runs.jsonl are reused, not trained again.
+
+    The summary (also written to out_dir/summary.json): "best", the best
+    judged lambda (see brief); "stages", a stage_summary per stage;
+    "per_lambda", every judged lambda, stage by stage in the order drawn;
+    "runs", "trained", "reused": training runs (lambdas x seeds) in all,
+    trained now, and found in runs.jsonl; "results_file"; "config".
     """
     check_search_config(config)
     out = Path(out_dir)
@@ -354,29 +405,33 @@ def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
     if data_dir is not None:
         data_dir = os.path.abspath(data_dir)
 
-    stages, seen, trained = [], [], 0
+    stages, judged, runs_seen, trained = [], [], 0, 0
     best = None
     with nullcontext(executor) if executor is not None else process_pool() as ex, \
             progress_bar(config.run_count(), progress, desc="search", unit="run") as bar:
         for stage in range(1, config.stages + 1):
             best_lam = None if best is None else best["lam"]
             log10_range = stage_log10_range(config.lam_range, config.shrink, stage, best_lam)
-            runs = plan_stage(config, stage, log10_range, data_dir)
+            per_lambda = plan_stage(config, stage, log10_range, data_dir)
+            # Every seed of every lambda goes to the executor at once, to keep all its workers busy.
+            runs = [run for lambda_runs in per_lambda for run in lambda_runs]
             todo = [run for run in runs if run.key() not in done]
             bar.update(len(runs) - len(todo))
             done.update(run_stage(ex, todo, results_path, bar))
             trained += len(todo)
-            records = [done[run.key()] for run in runs]
-            seen += records
-            best = best_record(seen)
-            stages.append(stage_summary(stage, log10_range, records))
+            runs_seen += len(runs)
+            stage_judged = [brief([done[run.key()] for run in lambda_runs]) for lambda_runs in per_lambda]
+            judged += stage_judged
+            best = best_lambda(judged)
+            stages.append(stage_summary(stage, log10_range, stage_judged))
 
     summary = {
-        "best": brief(best),
+        "best": best,
         "stages": stages,
-        "runs": len(seen),
+        "per_lambda": judged,
+        "runs": runs_seen,
         "trained": trained,
-        "reused": len(seen) - trained,
+        "reused": runs_seen - trained,
         "results_file": RESULTS_FILE,
         "config": config.to_dict(),
     }
@@ -384,20 +439,15 @@ def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
     return summary
 
 
-def stage_summary(stage, log10_range, records):
+def stage_summary(stage, log10_range, judged):
+    """The summary of one stage from its judged lambdas (see brief), in the order they were drawn."""
     return {
         "stage": stage,
         "lam_range": [10.0 ** log10_range[0], 10.0 ** log10_range[1]],
         "log10_range": list(log10_range),
-        "lams": [r["lam"] for r in records],
-        "best": brief(best_record(records)),
+        "lams": [j["lam"] for j in judged],
+        "best": best_lambda(judged),
     }
-
-
-def brief(record):
-    """The figures of a record that a summary shows."""
-    keys = ("lam", "stage", "index", "val_accuracy", "val_cost", "test_accuracy")
-    return {k: record[k] for k in keys}
 
 
 def append_line(path, obj):

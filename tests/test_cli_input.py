@@ -109,6 +109,10 @@ BAD = {
         (["--hidden", "0"], "--hidden"),
         (["--n-s", "0"], "--n-s"),
         (["--seed", "-1"], "--seed"),
+        (["--seeds", "0"], "--seeds"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--seeds", "1.5"], "--seeds"),
+        (["--seeds", "two"], "--seeds"),
         (["--n-train", "0"], "--n-train"),
         (["--n-train", "50"], "--n-train"),
         (["--n-train", "45001"], "--n-train"),
@@ -159,6 +163,7 @@ GOOD = [
      "load_cifar10"),
     (["gradcheck", "--n", "10000", "--dim", "1", "--hidden", "5"], "load_cifar10"),
     (["search", "--out", "{out}", "--n-train", "100", "--lam-range", "1e-3", "1e-2"], "run_search"),
+    (["search", "--out", "{out}", "--seeds", "3"], "run_search"),
     (["download", "--data-dir", "{out}", "--from", "file:///nowhere.tar.gz", "--md5", ""], "_fetch"),
     (["report", "--quick", "--cache-dir", "{out}/cache", "--figures-dir", "{out}/figures"], "run_report"),
 ]

@@ -1,8 +1,8 @@
 """The staged lambda search: the draws, the narrowing rule, executors, the results file, restarts, the CLI.
 
 The searches here are tiny (2,000 training images, hidden [20], 40 steps a
-run, 3 + 3 runs) and share one process pool, so the file runs in well under
-a minute.
+run, 3 + 3 lambdas, one or two seeds each) and share one process pool, so the
+file runs in well under a minute.
 """
 import json
 import math
@@ -26,6 +26,7 @@ from helpers.search import (
     SUMMARY_FILE,
     SearchConfig,
     append_line,
+    brief,
     process_pool,
     read_lines,
     run_key,
@@ -35,6 +36,8 @@ from helpers.search import (
 )
 from helpers.core.training import TrainConfig
 
+from conftest import write_fake_cifar
+
 REPO = Path(__file__).resolve().parent.parent
 
 QUICK = SearchConfig(
@@ -43,6 +46,8 @@ QUICK = SearchConfig(
 )
 # The same search with 25 times longer runs (about half a second each), to be caught midway.
 SLOW = replace(QUICK, base=replace(QUICK.base, n_s=500))
+# Each lambda judged on two seeds; seed 3, not 0, so that seeds 0 and 1 would be a mistake.
+SEEDED = replace(QUICK, seed=3, seeds=2)
 
 
 def cli_args(n_s=20):
@@ -127,6 +132,24 @@ def reference(pool, cifar_dir, tmp_path_factory):
     return out, run_search(QUICK, out, pool, data_dir=cifar_dir, progress=False)
 
 
+@pytest.fixture(scope="module")
+def seeded(pool, cifar_dir, tmp_path_factory):
+    """SEEDED searched on the process pool: (output folder, summary)."""
+    out = tmp_path_factory.mktemp("seeded")
+    return out, run_search(SEEDED, out, pool, data_dir=cifar_dir, progress=False)
+
+
+def runs_by_lambda(folder):
+    """{(stage, index): [record, ...] in the order of the seeds} of a results file, in the order drawn.
+
+    Not in the file's order: parallel runs are recorded as they finish.
+    """
+    grouped = {}
+    for r in sorted(results(folder).values(), key=lambda r: (r["stage"], r["index"], r["seed"])):
+        grouped.setdefault((r["stage"], r["index"]), []).append(r)
+    return grouped
+
+
 # --- The draws and the narrowing rule ------------------------------------------
 
 
@@ -176,6 +199,157 @@ def test_a_finished_search_started_again_trains_nothing(reference, cifar_dir):
     assert again["trained"] == 0 and again["reused"] == 6
     assert again["stages"] == summary["stages"]
     assert len(whole_lines(out / RESULTS_FILE)) == 6
+
+
+# --- Judging each lambda on several seeds -----------------------------------------
+
+
+def test_with_one_seed_each_lambda_is_judged_on_its_one_run_as_before(reference):
+    out, summary = reference
+    assert QUICK.seeds == 1 and QUICK.run_count() == 6
+    by_lambda = runs_by_lambda(out)
+    assert all(len(records) == 1 for records in by_lambda.values())
+    assert [(j["stage"], j["index"]) for j in summary["per_lambda"]] == list(by_lambda)
+    for judged in summary["per_lambda"]:
+        (record,) = by_lambda[judged["stage"], judged["index"]]
+        # The run's own figures, not a mean that could round them.
+        assert judged == {**{k: record[k] for k in ("lam", "stage", "index", "val_accuracy", "val_cost",
+                                                    "test_accuracy")}, "seeds": 1, "val_accuracy_std": None}
+    # The rule of a search of single runs: the best record, ties to the lower cost, then to the earlier.
+    in_draw_order = [records[0] for records in by_lambda.values()]
+    best = max(in_draw_order, key=lambda r: (r["val_accuracy"], -r["val_cost"]))
+    assert (summary["best"]["stage"], summary["best"]["index"]) == (best["stage"], best["index"])
+
+
+def test_with_k_seeds_every_lambda_trains_with_seeds_seed_to_seed_plus_k_minus_1(seeded):
+    out, summary = seeded
+    assert SEEDED.run_count() == 12
+    assert len(results(out)) == summary["runs"] == summary["trained"] == 12 and summary["reused"] == 0
+    by_lambda = runs_by_lambda(out)
+    assert len(by_lambda) == len(summary["per_lambda"]) == 6
+    for records in by_lambda.values():
+        assert [r["seed"] for r in records] == [r["config"]["seed"] for r in records] == [3, 4]
+        assert len({r["lam"] for r in records}) == 1
+    first, second = summary["stages"]
+    # The draws of a search of one seed: seeds changes how often a lambda trains, not which lambdas.
+    assert first["lams"] == sample_lambdas((-5, -1), 3, seed=3, stage=1)
+    assert len(second["lams"]) == 3
+    assert np.mean(second["log10_range"]) == pytest.approx(math.log10(first["best"]["lam"]))
+
+
+def test_each_lambda_is_judged_by_the_mean_and_sample_std_of_its_seeds(seeded):
+    out, summary = seeded
+    by_lambda = runs_by_lambda(out)
+    for judged in summary["per_lambda"]:
+        records = by_lambda[judged["stage"], judged["index"]]
+        val_accuracy = [r["val_accuracy"] for r in records]
+        assert judged["lam"] == records[0]["lam"] and judged["seeds"] == 2
+        assert judged["val_accuracy"] == pytest.approx(np.mean(val_accuracy), rel=1e-12)
+        assert judged["val_accuracy_std"] == pytest.approx(np.std(val_accuracy, ddof=1), rel=1e-12)
+        assert judged["val_cost"] == pytest.approx(np.mean([r["val_cost"] for r in records]), rel=1e-12)
+        assert judged["test_accuracy"] == pytest.approx(np.mean([r["test_accuracy"] for r in records]), rel=1e-12)
+    assert any(j["val_accuracy_std"] > 0 for j in summary["per_lambda"])  # else ddof would not show
+    # In the order drawn, stage by stage.
+    assert [j["lam"] for j in summary["per_lambda"]] == [lam for s in summary["stages"] for lam in s["lams"]]
+
+    def mean_figures(key):
+        records = by_lambda[key]
+        return np.mean([r["val_accuracy"] for r in records]), -np.mean([r["val_cost"] for r in records])
+
+    best = max(by_lambda, key=mean_figures)
+    assert (summary["best"]["stage"], summary["best"]["index"]) == best
+    for stage in summary["stages"]:
+        best_of_stage = max((key for key in by_lambda if key[0] == stage["stage"]), key=mean_figures)
+        assert (stage["best"]["stage"], stage["best"]["index"]) == best_of_stage
+    assert json.loads((out / SUMMARY_FILE).read_text()) == summary
+
+
+class Scripted(Executor):
+    """Trains nothing: a run's record gets the (val_accuracy, val_cost) that script[index][seed] gives.
+
+    Also notes, at each run submitted, how many records the results file
+    held already.
+    """
+
+    def __init__(self, script, results_path):
+        self.script, self.results_path, self.recorded_before = script, results_path, []
+
+    def submit(self, fn, run):
+        self.recorded_before.append(len(whole_lines(self.results_path)))
+        val_accuracy, val_cost = self.script[run.index][run.config.seed]
+        future = Future()
+        future.set_result({"lam": run.config.lam, "stage": run.stage, "index": run.index, "seed": run.config.seed,
+                           "val_accuracy": val_accuracy, "val_cost": val_cost, "test_accuracy": 0.5,
+                           "n_train": run.n_train, "config": run.config.to_dict()})
+        return future
+
+
+def test_the_best_lambda_has_the_best_mean_not_the_best_single_run(tmp_path):
+    # (val_accuracy, val_cost) of seeds 0 and 1; the accuracies are exact in binary, so the means tie exactly.
+    script = [
+        [(0.875, 1.0), (0.0625, 1.0)],  # the best single run, a poor mean: 0.46875
+        [(0.5, 1.0), (0.5, 1.0)],  # mean 0.5
+        [(0.625, 0.5), (0.375, 0.5)],  # mean 0.5 at a lower cost: the best
+        [(0.375, 0.5), (0.625, 0.5)],  # the same figures, drawn later
+    ]
+    config = replace(QUICK, coarse=4, stages=1, seeds=2, seed=0)
+    executor = Scripted(script, tmp_path / RESULTS_FILE)
+    summary = run_search(config, tmp_path, executor, progress=False)
+    assert executor.recorded_before == [0] * 8  # every (lambda, seed) run submitted before any came back
+    best = summary["best"]
+    assert (best["index"], best["val_accuracy"], best["val_cost"], best["seeds"]) == (2, 0.5, 0.5, 2)
+    assert best["val_accuracy_std"] == np.std([0.625, 0.375], ddof=1)
+    assert summary["stages"][0]["best"] == best
+    assert [j["val_accuracy"] for j in summary["per_lambda"]] == [0.46875, 0.5, 0.5, 0.5]
+
+    # One seed, on the same folder: seed 0's runs are all recorded, and its best single run wins.
+    single = run_search(replace(config, seeds=1), tmp_path, NoExecutor(), progress=False)
+    assert single["trained"] == 0 and single["reused"] == 4
+    first_run = next(r for r in read_lines(tmp_path / RESULTS_FILE) if (r["index"], r["seed"]) == (0, 0))
+    assert single["best"] == brief([first_run])
+    assert (single["best"]["index"], single["best"]["val_accuracy"]) == (0, 0.875)
+
+
+def test_a_seed_averaged_search_started_again_trains_only_its_missing_runs(seeded, pool, cifar_dir, tmp_path):
+    out, summary = seeded
+    again = run_search(SEEDED, out, NoExecutor(), data_dir=cifar_dir, progress=False)
+    assert again["trained"] == 0 and again["reused"] == 12
+    assert {k: again[k] for k in ("best", "stages", "per_lambda")} == \
+        {k: summary[k] for k in ("best", "stages", "per_lambda")}
+
+    # Only the first seed's runs kept: the search trains the second seed's, and ends as the whole one did.
+    for record in results(out).values():
+        if record["seed"] == 3:
+            append_line(tmp_path / RESULTS_FILE, record)
+    restarted = run_search(SEEDED, tmp_path, pool, data_dir=cifar_dir, progress=False)
+    assert restarted["trained"] == 6 and restarted["reused"] == 6
+    same_results(results(tmp_path), results(out))
+    assert restarted["best"] == summary["best"] and restarted["per_lambda"] == summary["per_lambda"]
+
+
+def test_search_seeds_on_the_command_line_from_start_to_end(tmp_path, capsys):
+    # 5,100 fake images: the report split keeps 5,000 for validation, 100 to train.
+    fake = write_fake_cifar(tmp_path / "data", n_per_batch=1020)
+    out = tmp_path / "out"
+    argv = ["search", "--lam-range", "1e-5", "1e-1", "--coarse", "2", "--fine", "2", "--stages", "2",
+            "--cycles", "1", "--hidden", "8", "--n-s", "2", "--n-train", "100", "--seed", "1", "--seeds", "2",
+            "--workers", "2", "--data-dir", str(fake), "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    by_lambda = runs_by_lambda(out)
+    assert len(by_lambda) == 4 and all([r["seed"] for r in rs] == [1, 2] for rs in by_lambda.values())
+    assert summary["config"]["seeds"] == 2 and summary["trained"] == 8
+    best = summary["best"]
+    assert best["seeds"] == 2 and best["val_accuracy_std"] is not None
+    assert "each lambda judged on the mean of 2 seeds (1 to 2)" in printed
+    assert "stage 1: 4 runs (2 lambdas x 2 seeds)" in printed
+    assert (f"best lambda {best['lam']:.4g}: validation accuracy {100 * best['val_accuracy']:.2f}"
+            f" ± {100 * best['val_accuracy_std']:.2f} %") in printed
+    assert "trained 8 runs, reused 0" in printed
+
+    assert main(argv) == 0  # again: every (lambda, seed) run is recorded
+    assert "trained 0 runs, reused 8" in capsys.readouterr().out
 
 
 # --- Executors -----------------------------------------------------------------
@@ -304,6 +478,10 @@ def test_two_processes_appending_at_once_mix_and_lose_no_line(tmp_path):
         ({"shrink": 0.5}, "shrink"),
         ({"cycles": 0}, "cycles"),
         ({"n_train": 0}, "n_train"),
+        ({"seeds": 0}, "seeds must be a whole number >= 1, got 0"),
+        ({"seeds": -1}, "seeds must be a whole number >= 1, got -1"),
+        ({"seeds": 1.5}, "seeds must be a whole number >= 1, got 1.5"),
+        ({"seeds": True}, "seeds must be a whole number >= 1, got True"),
     ],
 )
 def test_bad_settings_raise_config_error_before_any_work(changes, words, tmp_path):
