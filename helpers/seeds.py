@@ -36,7 +36,7 @@ ACCURACIES = ("test_accuracy", "ensemble_test_accuracy", "val_accuracy")
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One seed's run: what a worker needs to train it."""
+    """One run: what a worker needs to train it."""
 
     config: TrainConfig
     data_dir: str | None
@@ -49,44 +49,70 @@ def check_seeds(seeds):
         raise ConfigError(f"seeds (how many seeds to train) must be a whole number >= 1, got {seeds!r}.")
 
 
+def seed_configs(config, seeds):
+    """config for seeds config.seed, config.seed + 1, ..., config.seed + seeds - 1: [TrainConfig] * seeds."""
+    check_seeds(seeds)
+    return [replace(config, seed=config.seed + i) for i in range(seeds)]
+
+
 def train_seed(run):
-    """Train one seed in a worker; return its summary (helpers.experiments.summarize)."""
+    """Train one run in a worker; return its summary (helpers.experiments.summarize)."""
     summary, _ = experiment_in_worker(run.config, run.data_dir, run.n_train, run.split, f"seed {run.config.seed}")
     return summary
+
+
+def train_each(configs, executor=None, data_dir=None, split="report", n_train=None, progress=True, on_result=None):
+    """Train every TrainConfig of configs in parallel on executor; return their summaries, in order.
+
+    executor: any concurrent.futures.Executor (e.g. dask's
+    Client.get_executor()); None makes a process_pool() for these runs, with
+    at most one worker per run. data_dir, split and n_train choose the data
+    as in helpers.core.data.load_cifar10; each worker loads it itself.
+    on_result(config, summary) is called in this process as each run
+    finishes, so that a caller can keep it (e.g. in a cache) even if a later
+    run fails or Ctrl-C stops the rest. If a run fails, the runs not started
+    are cancelled and its error is raised.
+    """
+    for config in configs:
+        check_config(config, n_train)
+    if not configs:
+        return []
+    if data_dir is not None:
+        data_dir = os.path.abspath(data_dir)  # a worker may run in another folder
+    runs = [SeedRun(config, data_dir, split, n_train) for config in configs]
+    summaries = {}
+
+    def keep(run, summary):
+        summaries[id(run)] = summary
+        if on_result is not None:
+            on_result(run.config, summary)
+        bar.update(1)
+
+    with nullcontext(executor) if executor is not None else process_pool(min(len(runs), cores())) as ex, \
+            progress_bar(len(runs), progress, desc="runs", unit="run") as bar:
+        run_each(ex, train_seed, runs, keep)
+    return [summaries[id(run)] for run in runs]
 
 
 def run_seeds(config, seeds, executor=None, data_dir=None, split="report", n_train=None, progress=True):
     """Train config for seeds seeds, config.seed, config.seed + 1, ..., in parallel on executor.
 
-    executor: any concurrent.futures.Executor (e.g. dask's
-    Client.get_executor()); None makes a process_pool() for these runs.
-    data_dir, split and n_train choose the data as in
-    helpers.core.data.load_cifar10; each worker loads it itself.
-
+    executor, data_dir, split, n_train: as for train_each.
     Returns {"seeds": [int] * seeds, "summaries": [summary] * seeds, in the
-    order of the seeds, "statistics": seed_statistics(summaries)}. If a seed
-    fails, the seeds not started are cancelled and its error is raised.
+    order of the seeds, "statistics": seed_statistics(summaries)}.
     """
-    check_seeds(seeds)
-    check_config(config, n_train)
-    if data_dir is not None:
-        data_dir = os.path.abspath(data_dir)  # a worker may run in another folder
-    runs = [SeedRun(replace(config, seed=config.seed + i), data_dir, split, n_train) for i in range(seeds)]
-    summaries = {}
-
-    def keep(run, summary):
-        summaries[run.config.seed] = summary
-        bar.update(1)
-
-    with nullcontext(executor) if executor is not None else process_pool(min(seeds, cores())) as ex, \
-            progress_bar(seeds, progress, desc="seeds", unit="run") as bar:
-        run_each(ex, train_seed, runs, keep)
-    ordered = [summaries[run.config.seed] for run in runs]
+    configs = seed_configs(config, seeds)
+    summaries = train_each(configs, executor, data_dir, split, n_train, progress)
     return {
-        "seeds": [run.config.seed for run in runs],
-        "summaries": ordered,
-        "statistics": seed_statistics(ordered),
+        "seeds": [c.seed for c in configs],
+        "summaries": summaries,
+        "statistics": seed_statistics(summaries),
     }
+
+
+def seed_runs(runs):
+    """One run's summary or several seeds' summaries, as a list of summaries either way."""
+    return runs if isinstance(runs, list) else [runs]
 
 
 def seed_statistics(summaries):

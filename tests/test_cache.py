@@ -1,9 +1,11 @@
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 
+from helpers import seeds
 from helpers.report import cache
 from helpers.core.data import load_cifar10
 from helpers.core.training import TrainConfig
@@ -32,7 +34,8 @@ def test_a_lookup_alone_stores_nothing(cifar, tmp_path):
 @pytest.mark.parametrize(
     "change",
     [dict(lam=0.01), dict(batch_norm=False), dict(hidden=(9,)), dict(init=1e-3), dict(seed=1), dict(cycles=2),
-     dict(n_s=3), dict(eta_max=0.05), dict(n_batch=5), dict(alpha=0.8), dict(evals_per_cycle=2)],
+     dict(n_s=3), dict(eta_max=0.05), dict(n_batch=5), dict(alpha=0.8), dict(evals_per_cycle=2),
+     dict(curve_images=5)],
 )
 def test_every_setting_is_part_of_the_key(cifar, change):
     data = cache.data_identity(cifar)
@@ -136,3 +139,83 @@ def test_the_code_identity_changes_with_every_numeric_source(tmp_path, monkeypat
         identities.add(cache.code_identity())
     cache.code_identity.cache_clear()
     assert len(identities) == 1 + len(sources)
+
+
+# --- Runs over seeds -------------------------------------------------------------
+
+
+@pytest.fixture
+def seed_trainings(monkeypatch):
+    """The configurations trained by helpers.seeds.train_seed, in order (on a thread pool, in this process)."""
+    trained = []
+    real = seeds.train_seed
+
+    def counting(run):
+        trained.append(run.config)
+        return real(run)
+
+    monkeypatch.setattr(seeds, "train_seed", counting)
+    return trained
+
+
+@pytest.fixture
+def threads():
+    with ThreadPoolExecutor(2) as executor:
+        yield executor
+
+
+def test_cached_seeds_trains_every_seed_once_then_recalls_them(cifar, tmp_path, threads, seed_trainings):
+    configs = {"BN": TINY, "no BN": replace(TINY, batch_norm=False)}
+    runs = cache.cached_seeds(configs, cifar, 3, tmp_path, threads, progress=False)
+    assert list(runs) == ["BN", "no BN"]
+    for label, config in configs.items():
+        assert [run["config"] for run in runs[label]] == [replace(config, seed=s).to_dict() for s in (0, 1, 2)]
+    assert len(seed_trainings) == 6 and len(list(tmp_path.glob("*.json"))) == 6
+    again = cache.cached_seeds(configs, cifar, 3, tmp_path, threads, progress=False)
+    assert len(seed_trainings) == 6
+    assert again == json.loads(json.dumps(runs))
+
+
+def test_a_seed_stored_by_cached_seeds_is_the_run_cached_experiment_recalls(cifar, tmp_path, threads, trainings):
+    runs = cache.cached_seeds({"run": TINY}, cifar, 2, tmp_path, threads, progress=False)
+    assert cache.cached_experiment(replace(TINY, seed=1), cifar, tmp_path) == runs["run"][1]
+    assert trainings == []
+
+
+def test_cached_seeds_trains_only_the_seeds_missing(cifar, tmp_path, threads, seed_trainings):
+    first = cache.cached_experiment(TINY, cifar, tmp_path, progress=False)
+    runs = cache.cached_seeds({"a": TINY, "the same again": TINY}, cifar, 3, tmp_path, threads, progress=False)
+    assert [config.seed for config in seed_trainings] in ([1, 2], [2, 1])
+    assert runs["a"][0] == json.loads(json.dumps(first))
+    assert runs["a"] == runs["the same again"]
+
+
+def test_the_seeds_finished_before_a_failure_are_kept(cifar, tmp_path, monkeypatch):
+    real = seeds.train_seed
+
+    def fails_on_seed_2(run):
+        if run.config.seed == 2:
+            raise MemoryError("seed 2")
+        return real(run)
+
+    monkeypatch.setattr(seeds, "train_seed", fails_on_seed_2)
+    with ThreadPoolExecutor(1) as one_at_a_time, pytest.raises(MemoryError, match="seed 2"):
+        cache.cached_seeds({"run": TINY}, cifar, 3, tmp_path, one_at_a_time, progress=False)
+    assert cache.lookup(TINY, cifar, tmp_path) is not None
+    assert cache.lookup(replace(TINY, seed=1), cifar, tmp_path) is not None
+    assert cache.lookup(replace(TINY, seed=2), cifar, tmp_path) is None
+
+
+def test_a_run_on_other_data_is_never_stored(cifar, tmp_path, threads, monkeypatch):
+    real = seeds.train_seed
+    monkeypatch.setattr(seeds, "train_seed", lambda run: {**real(run), "n_train": 7})
+    with pytest.raises(RuntimeError, match="nothing stored"):
+        cache.cached_seeds({"run": TINY}, cifar, 2, tmp_path, threads, progress=False)
+    assert list(tmp_path.glob("*.json")) == []
+
+
+def test_cached_seeds_on_its_own_pool_of_processes(fake_cifar, tmp_path):
+    cifar = load_cifar10(fake_cifar, split="small", n_train=15)
+    runs = cache.cached_seeds({"run": TINY}, cifar, 2, tmp_path, progress=False)
+    assert [run["n_train"] for run in runs["run"]] == [15, 15]
+    assert cache.lookup(replace(TINY, seed=1), cifar, tmp_path) == runs["run"][1]

@@ -32,6 +32,39 @@ def test_curves_figure_has_a_row_of_cost_loss_accuracy_per_run():
     assert fig.get_suptitle() == "3-layer"
 
 
+def seeds(*tests):
+    """Fake runs of one configuration over seeds 0, 1, ...: the curves shifted by 0.1 per seed."""
+    return [{**fake_run(test, shift=0.1 * i), "config": {"seed": i}} for i, test in enumerate(tests)]
+
+
+def test_over_seeds_the_first_seed_is_drawn_with_a_band_over_all_seeds():
+    fig = plots.curves_figure({"BN": seeds(0.52, 0.53, 0.54)})
+    loss = fig.axes[1]
+    train = loss.get_lines()[0]
+    np.testing.assert_allclose(train.get_ydata(), seeds(0.52)[0]["history"]["train_loss"])
+    band = loss.collections[0].get_paths()[0].vertices[:, 1]
+    lowest, highest = np.linspace(2.5, 1.5, 3), np.linspace(2.5, 1.5, 3) + 0.2
+    assert np.isclose(band.min(), lowest.min()) and np.isclose(band.max(), highest.max())
+    assert len(loss.collections) == 2  # one band for training, one for validation
+    legend = fig.axes[2].get_legend()
+    assert [t.get_text() for t in legend.get_texts()][-1] == "test, final: 53.00 ± 1.00 %"
+    assert legend.get_title().get_text() == "seed 0, band: min to max of 3 seeds"
+    np.testing.assert_allclose(fig.axes[2].get_lines()[2].get_ydata(), [53.0, 53.0])
+
+
+def test_a_single_run_has_no_band():
+    fig = plots.curves_figure({"BN": fake_run()})
+    assert all(not ax.collections for ax in fig.axes)
+    assert fig.axes[2].get_legend().get_title().get_text() == ""
+
+
+def test_sensitivity_figure_over_seeds_gives_the_mean_test_accuracy_and_bands():
+    fig = plots.sensitivity_figure({(1e-1, False): seeds(0.50, 0.52), (1e-1, True): seeds(0.53, 0.53)})
+    assert [ax.get_title() for ax in fig.axes] == ["sigma = 0.1, no BN: test mean 51.00 %",
+                                                    "sigma = 0.1, BN: test mean 53.00 %"]
+    assert all(len(ax.collections) == 2 for ax in fig.axes)
+
+
 def test_sensitivity_figure_is_a_grid_of_sigma_by_batch_norm():
     runs = {(s, bn): fake_run(0.1 if s < 0.01 and not bn else 0.5) for s in (1e-1, 1e-3, 1e-4) for bn in (False, True)}
     fig = plots.sensitivity_figure(runs)

@@ -24,10 +24,10 @@ def test_the_report_numbers_are_all_there_once():
 
 def test_compare_shows_report_ours_and_difference_and_writes_the_rows(tmp_path):
     table = summary.compare("02_three_layer", {"three_layer/no_bn": 0.5261, "three_layer/bn": 0.5310}, tmp_path)
-    assert table.header == ["experiment", "quantity", "report", "ours", "difference"]
+    assert table.header == ["experiment", "quantity", "report", "ours", "difference", "report inside our seeds' range"]
     assert table.rows == [
-        ["3-layer [50, 50], no BN", "test accuracy", "53.37 %", "52.61 %", "-0.76 pp"],
-        ["3-layer [50, 50], BN", "test accuracy", "49.71 %", "53.10 %", "+3.39 pp"],
+        ["3-layer [50, 50], no BN", "test accuracy", "53.37 %", "52.61 %", "-0.76 pp", "-"],
+        ["3-layer [50, 50], BN", "test accuracy", "49.71 %", "53.10 %", "+3.39 pp", "-"],
     ]
     record = json.loads((tmp_path / "02_three_layer.rows.json").read_text())
     assert record["ours"] == {"three_layer/no_bn": 0.5261, "three_layer/bn": 0.5310}
@@ -37,10 +37,28 @@ def test_compare_formats_times_lambdas_and_text():
     table = summary.compare("x", {"gradcheck/forward_seconds": 4.8, "lambda/best": 0.00143,
                                   "gradcheck/forward_errors": "1e-07 to 4e-07"})
     assert table.rows == [
-        [summary.GRADCHECK, "time", "8.0 min", "4.8 s", "x 0.01"],
-        ["lambda search, all stages", "best lambda", "0.000715", "0.00143", "x 2"],
-        [summary.GRADCHECK, "relative errors of W and gamma", "1e-5 to 5e-4", "1e-07 to 4e-07", "-"],
+        [summary.GRADCHECK, "time", "8.0 min", "4.8 s", "x 0.01", "-"],
+        ["lambda search, all stages", "best lambda", "0.000715", "0.00143", "x 2", "-"],
+        [summary.GRADCHECK, "relative errors of W and gamma", "1e-5 to 5e-4", "1e-07 to 4e-07", "-", "-"],
     ]
+
+
+def test_over_seeds_compare_gives_mean_and_std_and_whether_the_report_is_inside_our_range(tmp_path):
+    ours = {"three_layer/no_bn": [0.5300, 0.5340, 0.5380], "three_layer/bn": [0.5300, 0.5320, 0.5340],
+            "sigma/1e-3/no_bn": [0.1, 0.1]}
+    table = summary.compare("x", ours, tmp_path)
+    assert table.rows[0][3:] == ["53.40 ± 0.40 %", "+0.03 pp", "yes (3 seeds)"]
+    # 49.71 % lies (53.20 - 49.71) / 0.20 = 17.45 std below our mean.
+    assert table.rows[1][3:] == ["53.20 ± 0.20 %", "+3.49 pp", "no: 17.5 std below our mean"]
+    assert table.rows[2][3:] == ["10.00 ± 0.00 %", "+0.00 pp", "yes (2 seeds)"]
+    assert json.loads((tmp_path / "x.rows.json").read_text())["ours"] == ours
+    again = summary.gather(tmp_path, ["x"])
+    assert [row[1:] for row in again.rows[:3]] == table.rows[:3]
+
+
+def test_a_report_number_outside_seeds_that_do_not_vary_is_said_so():
+    table = summary.compare("x", {"sigma/1e-1/bn": [0.5, 0.5]})
+    assert table.rows[0][-1] == "no (all 2 seeds give 50.00 %)"
 
 
 def test_compare_refuses_a_number_the_report_does_not_give():
@@ -74,25 +92,21 @@ def test_a_readme_without_its_markers_is_refused(readme):
         summary.replace_readme_block(readme, "table")
 
 
-def test_the_report_numbers_satisfy_the_report_conclusion():
-    theirs = {(sigma, bn): summary.CLAIMS[summary.sigma_key(sigma, bn)].value / 100
-              for sigma in summary.SIGMAS for bn in (False, True)}
-    table = summary.sensitivity_conclusion(theirs)
-    assert [row[-1] for row in table.rows] == ["yes", "yes", "yes"]
-    assert table.rows[1][1] == table.rows[1][2] == "51.66 %, 50.63 %, 48.03 %"
-    broken = {**theirs, (1e-3, False): 0.35, (1e-4, True): 0.2}
-    assert [row[-1] for row in summary.sensitivity_conclusion(broken).rows] == ["no", "no", "yes"]
-
-
-def run(test, ensemble=0.52, snapshots=2):
+def run(test, ensemble=0.52, snapshots=2, seconds=9.4):
     return {"test_accuracy": test, "ensemble_test_accuracy": ensemble, "snapshots": snapshots,
-            "val_accuracy": 0.54, "steps": 9000, "n_train": 45000, "train_seconds": 9.4}
+            "val_accuracy": 0.54, "steps": 9000, "n_train": 45000, "train_seconds": seconds}
 
 
 def test_accuracy_table_one_row_per_run():
     table = summary.accuracy_table({"BN": run(0.531), "one cycle": run(0.5, None, 0)})
-    assert table.rows[0] == ["BN", "53.10 %", "52.00 % (2 snapshots)", "54.00 %", "9,000", "45,000", "9.4 s"]
-    assert table.rows[1][2] == "-"
+    assert table.rows[0] == ["BN", 1, "53.10 %", "52.00 % (2 snapshots)", "54.00 %", "9,000", "45,000", "9.4 s"]
+    assert table.rows[1][3] == "-"
+
+
+def test_accuracy_table_over_seeds_gives_mean_and_std():
+    table = summary.accuracy_table({"BN": [run(0.53, 0.52, seconds=9), run(0.54, 0.54, seconds=10)]})
+    assert table.rows[0] == ["BN", 2, "53.50 ± 0.71 %", "53.00 ± 1.41 % (2 snapshots)", "54.00 ± 0.00 %", "9,000",
+                             "45,000", "9.5 s"]
 
 
 def test_search_table_one_row_per_stage():

@@ -6,7 +6,7 @@ import pytest
 from helpers.core import training
 from helpers.core.data import load_cifar10
 from helpers.errors import ConfigError, DivergedError
-from helpers.core.network import accuracy
+from helpers.core.network import accuracy, evaluate
 from helpers.core.training import TrainConfig, cyclical_eta, ensemble_accuracy, train
 
 
@@ -48,6 +48,24 @@ def test_training_learns_and_keeps_the_history_the_plots_need():
     assert h["val_accuracy"][-1] > 0.9
     assert all(c > l for c, l in zip(h["train_cost"], h["train_loss"]))
     assert result.train_seconds > 0 and not result.interrupted
+
+
+@pytest.mark.parametrize("curve_images", [300, None])
+def test_the_training_curve_is_measured_on_the_first_curve_images(curve_images):
+    data = blobs(1000)
+    result = train(TrainConfig(**TOY, curve_images=curve_images), data, blobs(200, seed=1), progress=False)
+    m = len(data.X) if curve_images is None else curve_images
+    final = evaluate(result.net, data.X[:m], data.y[:m], result.config.lam)
+    assert result.history["train_cost"][-1] == final["cost"]
+    assert result.history["train_accuracy"][-1] == final["accuracy"]
+    if curve_images is not None:
+        assert final["cost"] != evaluate(result.net, data.X, data.y, result.config.lam)["cost"]
+
+
+@pytest.mark.parametrize("curve_images", [0, -5])
+def test_curve_images_below_one_is_refused(curve_images):
+    with pytest.raises(ConfigError, match="curve_images"):
+        train(TrainConfig(**TOY, curve_images=curve_images), blobs(100), blobs(50, seed=1), progress=False)
 
 
 def test_a_snapshot_each_time_eta_is_back_at_eta_min():

@@ -100,6 +100,8 @@ class Cifar10:
 
     mean, std: float64 (3072,), per feature, of the training part on the
     [0, 1] scale; an image x in [0, 1] was mapped to (x - mean) / std.
+    folder and split say where it came from: load_cifar10(folder, split,
+    len(train.y)) loads it again, e.g. in another process.
     """
 
     train: Split
@@ -109,6 +111,7 @@ class Cifar10:
     std: np.ndarray
     class_names: list[str]
     folder: Path
+    split: str = "report"
 
 
 def find_batches_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -164,7 +167,7 @@ def load_cifar10(
     # Free the raw training pixels before the test batch arrives, to lower the peak memory.
     del X_train, X_val
     test = _normalized_split(*_read_batch(folder / TEST_BATCH), mean, std)
-    return Cifar10(train, val, test, mean, std, class_names, folder)
+    return Cifar10(train, val, test, mean, std, class_names, folder, split)
 
 
 def download_cifar10(

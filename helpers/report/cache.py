@@ -25,6 +25,7 @@ import numpy as np
 
 from ..experiments import run_experiment
 from ..files import write_atomically
+from ..seeds import seed_configs, train_each
 
 CACHE_VERSION = 1
 """Raise it whenever the stored summary changes shape: every old entry is then ignored."""
@@ -133,9 +134,44 @@ def cached_experiment(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True)
         return summary
     summary, _ = run_experiment(config, cifar, progress=progress)
     if not summary["interrupted"]:
-        entry = {"version": CACHE_VERSION, "key": path.stem, "data": data, "summary": summary}
-        try:
-            write_atomically(path, json.dumps(entry).encode())
-        except OSError as err:
-            warnings.warn(f"Could not store the run in the cache ({err}); it will be trained again next time.")
+        store(path, data, summary)
     return summary
+
+
+def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=None, progress=True):
+    """Every configuration of configs for several seeds: recalled if stored, else trained in parallel and stored.
+
+    configs: {label: TrainConfig}; seeds: how many, config.seed,
+    config.seed + 1, ... (helpers.seeds.seed_configs). The runs not in the
+    cache go all at once to executor (None: a pool of processes, one per
+    core, each with one BLAS thread; see helpers.seeds.train_each), whose
+    workers load cifar again from its folder. Each run is stored as soon as
+    it finishes, so Ctrl-C or a failed run loses none of those finished.
+
+    Returns {label: [summary] * seeds}, in the order of the seeds.
+    """
+    data = data_identity(cifar)
+    runs = {label: seed_configs(config, seeds) for label, config in configs.items()}
+    paths = {run_key(config, data): config for seeded in runs.values() for config in seeded}
+    found = {key: read_entry(Path(cache_dir) / f"{key}.json") for key in paths}
+    todo = [config for key, config in paths.items() if found[key] is None]
+
+    def keep(config, summary):
+        if summary["n_train"] != len(cifar.train.y) or summary["data"] != str(cifar.folder):
+            raise RuntimeError(f"A worker trained on {summary['data']} ({summary['n_train']} images), "
+                               f"not on the data of this call ({cifar.folder}); nothing stored.")
+        key = run_key(config, data)
+        store(Path(cache_dir) / f"{key}.json", data, summary)
+        found[key] = summary
+
+    train_each(todo, executor, cifar.folder, cifar.split, len(cifar.train.y), progress, on_result=keep)
+    return {label: [found[run_key(config, data)] for config in seeded] for label, seeded in runs.items()}
+
+
+def store(path, data, summary):
+    """Write one cache entry; a run that cannot be stored is kept by the caller, with a warning."""
+    entry = {"version": CACHE_VERSION, "key": path.stem, "data": data, "summary": summary}
+    try:
+        write_atomically(path, json.dumps(entry).encode())
+    except OSError as err:
+        warnings.warn(f"Could not store the run in the cache ({err}); it will be trained again next time.")

@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..files import write_atomically
+from ..seeds import seed_runs
+from .summary import format_spread
 
 DPI = 120
 STYLE = {
@@ -46,25 +48,48 @@ def curve(history, part, quantity):
     return np.asarray(history["step"]), 100 * values if quantity == "accuracy" else values
 
 
+def plot_with_band(ax, runs, part, quantity, label):
+    """The curve of the first seed, and the band from the lowest to the highest curve of all the seeds.
+
+    runs: a list of summaries of the same configuration (same evaluation
+    steps), one per seed. A single run gets no band.
+    """
+    steps, first = curve(runs[0]["history"], part, quantity)
+    (line,) = ax.plot(steps, first, label=label)
+    if len(runs) > 1:
+        values = np.array([curve(run["history"], part, quantity)[1] for run in runs])
+        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.25,
+                        linewidth=0)
+
+
+def seeds_note(runs):
+    return f"seed {runs[0]['config']['seed']}, band: min to max of {len(runs)} seeds" if len(runs) > 1 else ""
+
+
 def curves_figure(runs, title=None):
     """Training and validation cost, loss and accuracy against the update step.
 
-    runs: {label: summary of helpers.experiments.run_experiment}; one row of
-    three panels per run, the final test accuracy dashed on the accuracy panel.
+    runs: {label: a summary of helpers.experiments.run_experiment, or a list
+    of them, one per seed}; one row of three panels per label. Over several
+    seeds each panel shows the first seed's curves with a band from the
+    lowest to the highest seed, and the accuracy panel the mean final test
+    accuracy, dashed.
     """
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(10, 2.6 * len(runs) + 0.4), layout="constrained")
         axes = fig.subplots(len(runs), len(QUANTITIES), squeeze=False)
-        for row, (label, summary) in zip(axes, runs.items()):
+        for row, (label, seeded) in zip(axes, runs.items()):
+            seeded = seed_runs(seeded)
             for ax, quantity in zip(row, QUANTITIES):
                 for part, name in PARTS:
-                    ax.plot(*curve(summary["history"], part, quantity), label=name)
+                    plot_with_band(ax, seeded, part, quantity, name)
                 ax.set_title(f"{label}: {quantity}")
                 ax.set_xlabel("update step")
-            test = 100 * summary["test_accuracy"]
-            row[-1].axhline(test, color="gray", linestyle="--", linewidth=0.8, label=f"test, final: {test:.2f} %")
+            tests = [run["test_accuracy"] for run in seeded]
+            row[-1].axhline(100 * np.mean(tests), color="gray", linestyle="--", linewidth=0.8,
+                            label=f"test, final: {format_spread(tests)}")
             row[-1].set_ylabel("accuracy (%)")
-            row[-1].legend(loc="lower right")
+            row[-1].legend(loc="lower right", title=seeds_note(seeded) or None, title_fontsize=7)
         if title:
             fig.suptitle(title)
     return fig
@@ -73,8 +98,10 @@ def curves_figure(runs, title=None):
 def sensitivity_figure(runs):
     """Training and validation loss for each initial sigma, without and with BN.
 
-    runs: {(sigma, batch_norm): summary}; one row per sigma (largest first),
-    one column per batch_norm (False, True).
+    runs: {(sigma, batch_norm): a summary, or a list of them, one per seed};
+    one row per sigma (largest first), one column per batch_norm (False,
+    True). Over several seeds, the first seed's curves with a band from the
+    lowest to the highest seed, and the mean test accuracy.
     """
     sigmas = sorted({sigma for sigma, _ in runs}, reverse=True)
     with matplotlib.rc_context(STYLE):
@@ -82,20 +109,21 @@ def sensitivity_figure(runs):
         axes = fig.subplots(len(sigmas), 2, squeeze=False, sharex=True)
         for row, sigma in zip(axes, sigmas):
             for ax, batch_norm in zip(row, (False, True)):
-                summary = runs.get((sigma, batch_norm))
-                if summary is None:
+                seeded = runs.get((sigma, batch_norm))
+                if seeded is None:
                     ax.set_axis_off()
                     continue
+                seeded = seed_runs(seeded)
                 for part, name in PARTS:
-                    ax.plot(*curve(summary["history"], part, "loss"), label=name)
-                ax.set_title(
-                    f"sigma = {sigma:g}, {'BN' if batch_norm else 'no BN'}: "
-                    f"test {100 * summary['test_accuracy']:.2f} %"
-                )
+                    plot_with_band(ax, seeded, part, "loss", name)
+                test = np.mean([100 * run["test_accuracy"] for run in seeded])
+                mean = "mean " if len(seeded) > 1 else ""
+                ax.set_title(f"sigma = {sigma:g}, {'BN' if batch_norm else 'no BN'}: test {mean}{test:.2f} %")
                 ax.set_ylabel("loss")
         for ax in axes[-1]:
             ax.set_xlabel("update step")
-        next(ax for ax in axes.flat if ax.lines).legend()
+        first = next(ax for ax in axes.flat if ax.lines)
+        first.legend(title=seeds_note(seed_runs(next(iter(runs.values())))) or None, title_fontsize=7)
         fig.suptitle("Sensitivity to the initial sigma of every layer")
     return fig
 

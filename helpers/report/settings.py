@@ -31,6 +31,8 @@ QUICK_N_TRAIN = 5000
 """Training images of a quick run (a full run has all 45,000)."""
 QUICK_N_S = 100
 """Steps per half cycle of a quick run (a full run has five epochs: 2250)."""
+SEEDS, QUICK_SEEDS = 5, 2
+"""Seeds per setting of the notebooks' tables and claims, in full and in quick mode."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class NotebookSettings:
     def n_s(self):
         """Steps per half cycle for TrainConfig: QUICK_N_S in quick mode, else None (five epochs)."""
         return QUICK_N_S if self.quick else None
+
+    @property
+    def seeds(self):
+        """How many seeds each setting trains: SEEDS, or QUICK_SEEDS in quick mode."""
+        return QUICK_SEEDS if self.quick else SEEDS
 
     def environ(self):
         """The environment variables that give these settings to a notebook's kernel."""

@@ -3,7 +3,9 @@
 REPORT lists every number the 2019 report gives. Each notebook ends with
 `compare(notebook, ours, folder)`, which shows the report's number, ours and
 the difference for the numbers it measured, and writes them to
-<folder>/<notebook>.rows.json. The main job (helpers.report) then gathers
+<folder>/<notebook>.rows.json. Where we trained several seeds, ours is their
+mean +- standard deviation, and the table says whether the report's number
+lies inside the range of our seeds (the report's is one run of one seed). The main job (helpers.report) then gathers
 those files into one table, summary.md, in which a number the report gives
 but no notebook measured still has its row, marked "not run".
 """
@@ -13,7 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..files import write_atomically
+from ..seeds import seed_runs
 from .tables import Table
 
 
@@ -53,7 +58,7 @@ REPORT = (
     Claim("sigma/1e-4/bn", "sigma 1e-4, BN", "test accuracy", 48.03, "%"),
 )
 CLAIMS = {claim.key: claim for claim in REPORT}
-HEADER = ["experiment", "quantity", "report", "ours", "difference"]
+HEADER = ["experiment", "quantity", "report", "ours", "difference", "report inside our seeds' range"]
 ROWS_SUFFIX = ".rows.json"
 
 
@@ -68,8 +73,25 @@ def format_value(value, unit):
     return str(value)
 
 
+def format_spread(values, unit="%"):
+    """Several seeds' values as mean +- sample std ("53.21 +- 0.40 %"); a single value as format_value does.
+
+    values: a number, or a list of numbers (accuracies as fractions).
+    """
+    if not isinstance(values, list):
+        return format_value(values, unit)
+    if len(values) == 1:
+        return format_value(values[0], unit)
+    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
+    if unit == "%":
+        return f"{100 * mean:.2f} ± {100 * std:.2f} %"
+    return f"{format_value(mean, unit)} ± {format_value(std, unit)}"
+
+
 def difference(claim, ours):
-    """Ours against the report's: in percentage points for accuracies, as a ratio otherwise."""
+    """Ours (the mean over seeds) against the report's: in percentage points for accuracies, a ratio otherwise."""
+    if isinstance(ours, list):
+        ours = float(np.mean(ours))
     if claim.unit == "%":
         return f"{100 * ours - claim.value:+.2f} pp"
     if claim.unit in ("s", ""):
@@ -77,24 +99,47 @@ def difference(claim, ours):
     return "-"
 
 
+def inside_range(claim, ours):
+    """Whether the report's number lies inside the range (min to max) of our seeds, in words.
+
+    Outside it, how many of our standard deviations it lies from our mean.
+    "-" for a single value or a text claim: one run has no spread.
+    """
+    if not isinstance(ours, list) or len(ours) < 2 or claim.unit == "text":
+        return "-"
+    theirs = report_number(claim)
+    if min(ours) <= theirs <= max(ours):
+        return f"yes ({len(ours)} seeds)"
+    if min(ours) == max(ours):
+        return f"no (all {len(ours)} seeds give {format_value(ours[0], claim.unit)})"
+    z = (theirs - float(np.mean(ours))) / float(np.std(ours, ddof=1))
+    return f"no: {abs(z):.1f} std {'above' if z > 0 else 'below'} our mean"
+
+
+def report_number(claim):
+    """The report's number on our scale (accuracies as fractions)."""
+    return claim.value / 100 if claim.unit == "%" else claim.value
+
+
 def report_value(claim):
     """The report's number, formatted like ours (the report gives accuracies in percent)."""
-    return format_value(claim.value / 100 if claim.unit == "%" else claim.value, claim.unit)
+    return format_value(report_number(claim), claim.unit)
 
 
 def row(claim, ours):
-    """One row of HEADER: the report's number beside ours (None: not measured)."""
+    """One row of HEADER: the report's number beside ours (None: not measured; a list: one value per seed)."""
     if ours is None:
-        return [claim.experiment, claim.quantity, report_value(claim), "not run", "-"]
-    return [claim.experiment, claim.quantity, report_value(claim), format_value(ours, claim.unit),
-            difference(claim, ours)]
+        return [claim.experiment, claim.quantity, report_value(claim), "not run", "-", "-"]
+    return [claim.experiment, claim.quantity, report_value(claim), format_spread(ours, claim.unit),
+            difference(claim, ours), inside_range(claim, ours)]
 
 
 def compare(notebook, ours, folder=None):
     """The table of the report's numbers against ours, written to folder if given.
 
-    ours: {claim key: our value}, accuracies as fractions, times in seconds,
-    relative-error ranges as text. Returns a Table.
+    ours: {claim key: our value, or a list of our values, one per seed},
+    accuracies as fractions, times in seconds, relative-error ranges as
+    text. Returns a Table.
     """
     unknown = set(ours) - set(CLAIMS)
     if unknown:
@@ -125,25 +170,35 @@ def gather(folder, notebooks):
     return Table(["notebook", *HEADER], rows)
 
 
+def test_accuracies(runs):
+    """The final test accuracy of each seed's run, in seed order: [float]; runs: one summary or a list."""
+    return [run["test_accuracy"] for run in seed_runs(runs)]
+
+
 def accuracy_table(runs):
     """Our runs side by side: test accuracy of the final model and of the snapshot ensemble, and more.
 
-    runs: {label: summary of helpers.experiments.run_experiment}.
+    runs: {label: a summary of helpers.experiments.run_experiment, or a list
+    of them, one per seed}. Over several seeds, each accuracy is shown as
+    mean +- sample std, and the time as the mean per run.
     """
     rows = []
-    for label, run in runs.items():
-        ensemble = run["ensemble_test_accuracy"]
+    for label, seeded in runs.items():
+        seeded = seed_runs(seeded)
+        first = seeded[0]
+        ensembles = [run["ensemble_test_accuracy"] for run in seeded]
         rows.append([
             label,
-            format_value(run["test_accuracy"], "%"),
-            "-" if ensemble is None else f"{format_value(ensemble, '%')} ({run['snapshots']} snapshots)",
-            format_value(run["val_accuracy"], "%"),
-            f"{run['steps']:,}",
-            f"{run['n_train']:,}",
-            f"{run['train_seconds']:.1f} s",
+            len(seeded),
+            format_spread([run["test_accuracy"] for run in seeded]),
+            "-" if None in ensembles else f"{format_spread(ensembles)} ({first['snapshots']} snapshots)",
+            format_spread([run["val_accuracy"] for run in seeded]),
+            f"{first['steps']:,}",
+            f"{first['n_train']:,}",
+            f"{np.mean([run['train_seconds'] for run in seeded]):.1f} s",
         ])
-    header = ["run", "test accuracy", "ensemble", "validation accuracy", "update steps", "training images",
-              "training time"]
+    header = ["run", "seeds", "test accuracy", "ensemble", "validation accuracy", "update steps", "training images",
+              "training time per run"]
     return Table(header, rows)
 
 
@@ -191,33 +246,3 @@ SIGMAS = {1e-1: "1e-1", 1e-3: "1e-3", 1e-4: "1e-4"}
 def sigma_key(sigma, batch_norm):
     """The claim key of a sensitivity run: sigma_key(1e-3, True) -> "sigma/1e-3/bn"."""
     return f"sigma/{SIGMAS[sigma]}/{'bn' if batch_norm else 'no_bn'}"
-
-
-def sensitivity_conclusion(test_accuracy, chance=0.10):
-    """The report's conclusion on the initial sigma, statement by statement, against our runs.
-
-    test_accuracy: {(sigma, batch_norm): test accuracy as a fraction} for
-    every sigma of SIGMAS. A run stays at chance if it is within 2 points of
-    it, and learns if it reaches 40 %.
-    """
-    def at_chance(*runs):
-        return all(test_accuracy[run] <= chance + 0.02 for run in runs)
-
-    def learns(*runs):
-        return all(test_accuracy[run] >= 0.40 for run in runs)
-
-    def cells(*runs):
-        report = ", ".join(report_value(CLAIMS[sigma_key(*run)]) for run in runs)
-        return report, ", ".join(format_value(test_accuracy[run], "%") for run in runs)
-
-    small_no_bn = ((1e-3, False), (1e-4, False))
-    all_bn = tuple((sigma, True) for sigma in SIGMAS)
-    large = ((1e-1, False), (1e-1, True))
-    statements = [
-        ("Without BN, sigma 1e-3 and 1e-4 stay at chance (10 %).", *cells(*small_no_bn), at_chance(*small_no_bn)),
-        ("With BN, every sigma learns.", *cells(*all_bn), learns(*all_bn)),
-        ("With sigma 1e-1 both learn, and BN gains nothing (within 1 point).", *cells(*large),
-         learns(*large) and test_accuracy[1e-1, True] <= test_accuracy[1e-1, False] + 0.01),
-    ]
-    rows = [[text, report, ours, "yes" if holds else "no"] for text, report, ours, holds in statements]
-    return Table(["the report's conclusion", "report", "ours", "holds for ours"], rows)
