@@ -7,6 +7,7 @@ every run is really trained, and no committed figure is touched.
 
 import ast
 import json
+import re
 import shutil
 
 import jupytext
@@ -23,7 +24,7 @@ FIGURES = {
     "01_gradient_check": ["01_gradient_check"],
     "02_three_layer": ["02_three_layer_curves"],
     "03_nine_layer": ["03_nine_layer_curves"],
-    "04_lambda_search": ["04_lambda_search", "04_final_model_curves"],
+    "04_lambda_search": ["04_lambda_search", "04_lambda_search_averaged", "04_final_model_curves"],
     "05_init_sensitivity": ["05_init_sensitivity"],
 }
 COMPARED = [notebook for notebook in FIGURES if notebook != "00_batch_norm_layer"]
@@ -121,6 +122,20 @@ def test_each_executed_notebook_shows_its_figures_and_ends_with_the_comparison(q
     if notebook in COMPARED:
         last = [c for c in executed.cells if c.cell_type == "code"][-1]
         assert "| report | ours | difference |" in last.outputs[0]["data"]["text/markdown"]
+
+
+@pytest.mark.parametrize("notebook, findings", [("02_three_layer", 1), ("03_nine_layer", 1), ("05_init_sensitivity", 5)])
+def test_the_report_conclusions_are_tested_with_a_verdict_each(quick_run, notebook, findings):
+    root, _ = quick_run
+    executed = nbformat.read(root / "executed" / f"{notebook}.ipynb", as_version=4)
+    tables = [o["data"]["text/markdown"] for c in executed.cells if c.cell_type == "code" for o in c.outputs
+              if "| the report's conclusion |" in o.get("data", {}).get("text/markdown", "")]
+    (table,) = tables
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == findings
+    assert all(re.search(r"\| p [=<] [0-9.e-]+ \| (confirmed|contradicted|not confirmed|refuted|not refuted)", row)
+               for row in rows)
+    assert table.startswith("2 seeds per setting")
 
 
 @pytest.mark.parametrize("notebook", ["04_lambda_search", "05_init_sensitivity"])

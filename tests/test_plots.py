@@ -80,41 +80,48 @@ def test_sensitivity_figure_leaves_a_missing_run_blank():
     assert not no_bn.axison and bn.get_title().startswith("sigma = 0.1, BN")
 
 
-def search_results():
-    records = [
-        {"stage": 1, "lam": 1e-4, "val_accuracy": 0.40},
-        {"stage": 1, "lam": 1e-2, "val_accuracy": 0.45},
-        {"stage": 2, "lam": 5e-3, "val_accuracy": 0.47},
-        {"stage": 2, "lam": 2e-2, "val_accuracy": 0.46},
-        {"stage": 2, "lam": 2e-2, "val_accuracy": 0.46},  # recorded twice: drawn once
-        {"stage": 1, "lam": 0.5, "val_accuracy": 0.3},  # from another search in the same file
+def search_results(seeds=1):
+    """A search summary with what the figure reads: the stages and every judged lambda, in the order drawn."""
+    std = 0.01 if seeds > 1 else None
+    per_lambda = [
+        {"stage": 1, "lam": 1e-4, "val_accuracy": 0.40, "val_accuracy_std": std},
+        {"stage": 1, "lam": 1e-2, "val_accuracy": 0.45, "val_accuracy_std": std},
+        {"stage": 2, "lam": 5e-3, "val_accuracy": 0.47, "val_accuracy_std": std},
+        {"stage": 2, "lam": 2e-2, "val_accuracy": 0.46, "val_accuracy_std": std},
     ]
-    search = {"stages": [
-        {"stage": 1, "lam_range": [1e-5, 1e-1], "lams": [1e-4, 1e-2], "best": records[1]},
-        {"stage": 2, "lam_range": [1e-3, 1e-1], "lams": [5e-3, 2e-2], "best": records[2]},
-    ]}
-    return search, records
+    return {
+        "config": {"seeds": seeds},
+        "per_lambda": per_lambda,
+        "stages": [
+            {"stage": 1, "lam_range": [1e-5, 1e-1], "lams": [1e-4, 1e-2], "best": per_lambda[1]},
+            {"stage": 2, "lam_range": [1e-3, 1e-1], "lams": [5e-3, 2e-2], "best": per_lambda[2]},
+        ],
+    }
 
 
 def test_search_figure_draws_each_stage_and_stars_its_best():
-    fig = plots.search_figure(*search_results())
+    fig = plots.search_figure(search_results())
     (ax,) = fig.axes
     assert ax.get_xscale() == "log"
     points = [c.get_offsets() for c in ax.collections]
-    assert len(points) == 4  # per stage: its runs, then its star
+    assert len(points) == 4  # per stage: its lambdas, then its star
     np.testing.assert_allclose(points[0], [[1e-4, 40], [1e-2, 45]])
     np.testing.assert_allclose(points[1], [[1e-2, 45]])
     np.testing.assert_allclose(points[2], [[5e-3, 47], [2e-2, 46]])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "stage 1: 2 runs in [1.0e-05, 1.0e-01]", "stage 2: 2 runs in [1.0e-03, 1.0e-01]"]
+        "stage 1: 2 lambdas in [1.0e-05, 1.0e-01]", "stage 2: 2 lambdas in [1.0e-03, 1.0e-01]"]
+    assert ax.get_ylabel() == "validation accuracy (%)"
 
 
-def test_search_figure_does_not_depend_on_the_order_runs_finished_in():
-    search, records = search_results()
-    shuffled = records[::-1]
-    for fmt in ("png", "pdf"):
-        assert plots.figure_bytes(plots.search_figure(search, shuffled), fmt) == plots.figure_bytes(
-            plots.search_figure(search, records), fmt)
+def test_a_search_over_seeds_draws_means_with_bars_of_one_std():
+    fig = plots.search_figure(search_results(seeds=3), "averaged")
+    (ax,) = fig.axes
+    first, second = ax.containers  # one errorbar per stage
+    means, _, (bars,) = first
+    np.testing.assert_allclose(np.asarray(means.get_ydata(), dtype=float), [40, 45])
+    np.testing.assert_allclose([segment[:, 1] for segment in bars.get_segments()], [[39, 41], [44, 46]])
+    np.testing.assert_allclose(np.asarray(second[0].get_ydata(), dtype=float), [47, 46])
+    assert ax.get_ylabel() == "validation accuracy, mean of 3 seeds (%)" and ax.get_title() == "averaged"
 
 
 def test_gradcheck_figure_leaves_out_the_unused_parameters():
@@ -132,15 +139,15 @@ def test_gradcheck_figure_leaves_out_the_unused_parameters():
 
 
 def figures():
-    search, records = search_results()
     return {
         "curves": lambda: plots.curves_figure({"BN": fake_run()}, "title"),
         "sensitivity": lambda: plots.sensitivity_figure({(1e-3, False): fake_run(), (1e-3, True): fake_run()}),
-        "search": lambda: plots.search_figure(search, records),
+        "search": lambda: plots.search_figure(search_results()),
+        "search over seeds": lambda: plots.search_figure(search_results(seeds=2)),
     }
 
 
-@pytest.mark.parametrize("kind", ["curves", "sensitivity", "search"])
+@pytest.mark.parametrize("kind", ["curves", "sensitivity", "search", "search over seeds"])
 def test_saving_gives_the_same_bytes_every_time(kind, tmp_path):
     make = figures()[kind]
     png, pdf = plots.save_figure(make(), "figure", tmp_path / "a")

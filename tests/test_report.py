@@ -111,8 +111,11 @@ def test_accuracy_table_over_seeds_gives_mean_and_std():
 
 def test_search_table_one_row_per_stage():
     best = {"lam": 0.000715, "val_accuracy": 0.5081, "test_accuracy": 0.5}
-    search = {"stages": [{"stage": 3, "lam_range": [10 ** -4.1, 10 ** -3.9], "lams": [1] * 10, "best": best}]}
-    assert summary.search_table(search).rows == [[3, "[7.94e-05, 1.26e-04]", 10, "0.000715", "50.81 %", "50.00 %"]]
+    search = {"config": {"seeds": 1},
+              "stages": [{"stage": 3, "lam_range": [10 ** -4.1, 10 ** -3.9], "lams": [1] * 10, "best": best}]}
+    assert summary.search_table(search).rows == [[3, "[7.94e-05, 1.26e-04]", 10, 1, "0.000715", "50.81 %", "50.00 %"]]
+    over_seeds = {"config": {"seeds": 3}, "stages": [{**search["stages"][0], "best": {**best, "val_accuracy_std": 0.004}}]}
+    assert summary.search_table(over_seeds).rows[0][3:6] == [3, "0.000715", "50.81 ± 0.40 %"]
 
 
 def test_a_table_is_markdown_and_escapes_bars():
@@ -246,3 +249,15 @@ def test_an_unknown_notebook_is_one_line_on_stderr(capsys):
 def test_the_summary_names_data_inside_the_repository_by_a_relative_path(tmp_path):
     assert job.shown_path(job.REPO / "data" / "cifar-10-batches-py") == Path("data/cifar-10-batches-py")
     assert job.shown_path(tmp_path) == tmp_path.resolve()
+
+
+def test_search_comparison_gives_each_pick_and_its_ratio_to_the_first():
+    def found(lam, seeds, std):
+        best = {"lam": lam, "val_accuracy": 0.5081, "val_accuracy_std": std, "test_accuracy": 0.5}
+        return {"best": best, "config": {"seeds": seeds}, "per_lambda": [best] * (30 // seeds)}
+
+    table = summary.search_comparison({"one": found(0.002, 1, None), "three": found(0.003, 3, 0.004)})
+    assert table.rows == [
+        ["one", "30 x 1", "0.002", "50.81 %", "50.00 %", "same"],
+        ["three", "10 x 3", "0.003", "50.81 ± 0.40 %", "50.00 %", "x 1.5"],
+    ]

@@ -128,32 +128,37 @@ def sensitivity_figure(runs):
     return fig
 
 
-def search_figure(search, records):
+def search_figure(search, title=None):
     """Validation accuracy against lambda (log scale), one colour per stage, a star on each stage's best.
 
-    search: the summary of helpers.search.run_search; records: the lines of
-    its results file (dicts with "stage", "lam", "val_accuracy"). Only the
-    records of the search's own runs are drawn, each once, in the order their
-    lambdas were drawn: parallel runs finish, and are recorded, in any order,
-    and the order of the points is written into the PDF.
+    search: the summary of helpers.search.run_search. Each lambda is one
+    point, in the order drawn; judged on several seeds, its point is their
+    mean, with a bar of +- one standard deviation.
     """
+    seeds = search["config"]["seeds"]
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(7, 3.6), layout="constrained")
         ax = fig.subplots()
         for stage in search["stages"]:
-            recorded = {r["lam"]: r for r in records if r["stage"] == stage["stage"]}
-            runs = [recorded[lam] for lam in stage["lams"] if lam in recorded]
+            judged = [j for j in search["per_lambda"] if j["stage"] == stage["stage"]]
+            lams = [j["lam"] for j in judged]
+            accuracies = [100 * j["val_accuracy"] for j in judged]
             low, high = stage["lam_range"]
-            points = ax.scatter([r["lam"] for r in runs], [100 * r["val_accuracy"] for r in runs], s=18,
-                                label=f"stage {stage['stage']}: {len(runs)} runs in [{low:.1e}, {high:.1e}]")
+            label = f"stage {stage['stage']}: {len(judged)} lambdas in [{low:.1e}, {high:.1e}]"
+            if seeds > 1:
+                bars = ax.errorbar(lams, accuracies, yerr=[100 * j["val_accuracy_std"] for j in judged], fmt="o",
+                                   markersize=4, capsize=2, label=label)
+                color = bars.lines[0].get_color()
+            else:
+                color = ax.scatter(lams, accuracies, s=18, label=label).get_facecolor()[0]
             best = stage["best"]
             ax.scatter([best["lam"]], [100 * best["val_accuracy"]], s=120, marker="*",
-                       color=points.get_facecolor()[0], edgecolor="black", linewidth=0.6, zorder=3)
+                       color=color, edgecolor="black", linewidth=0.6, zorder=3)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # labels at 2, 3, 4 ... x 10^k would overlap
         ax.set_xlabel("lambda")
-        ax.set_ylabel("validation accuracy (%)")
-        ax.set_title("Random search of lambda, coarse to fine (stars: the best of each stage)")
+        ax.set_ylabel("validation accuracy (%)" if seeds == 1 else f"validation accuracy, mean of {seeds} seeds (%)")
+        ax.set_title(title or "Random search of lambda, coarse to fine (stars: the best of each stage)")
         ax.legend()
     return fig
 

@@ -82,7 +82,13 @@ def format_spread(values, unit="%"):
         return format_value(values, unit)
     if len(values) == 1:
         return format_value(values[0], unit)
-    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
+    return format_mean_std(float(np.mean(values)), float(np.std(values, ddof=1)), unit)
+
+
+def format_mean_std(mean, std, unit="%"):
+    """"53.21 ± 0.40 %"; a std of None (a single run) leaves the mean alone."""
+    if std is None:
+        return format_value(mean, unit)
     if unit == "%":
         return f"{100 * mean:.2f} ± {100 * std:.2f} %"
     return f"{format_value(mean, unit)} ± {format_value(std, unit)}"
@@ -203,10 +209,12 @@ def accuracy_table(runs):
 
 
 def search_table(search):
-    """The stages of a lambda search: where each drew lambda, and its best run.
+    """The stages of a lambda search: where each drew lambda, and its best lambda.
 
-    search: the summary of helpers.search.run_search.
+    search: the summary of helpers.search.run_search. With several seeds per
+    lambda, the best is judged on their mean, shown +- their std.
     """
+    seeds = search["config"]["seeds"]
     rows = []
     for stage in search["stages"]:
         low, high = stage["lam_range"]
@@ -215,11 +223,32 @@ def search_table(search):
             stage["stage"],
             f"[{low:.2e}, {high:.2e}]",
             len(stage["lams"]),
+            seeds,
             f"{best['lam']:.3g}",
-            format_value(best["val_accuracy"], "%"),
+            format_mean_std(best["val_accuracy"], best.get("val_accuracy_std")),
             format_value(best["test_accuracy"], "%"),
         ])
-    header = ["stage", "lambda drawn from", "runs", "best lambda", "its validation accuracy", "its test accuracy"]
+    header = ["stage", "lambda drawn from", "lambdas", "seeds each", "best lambda", "its validation accuracy",
+              "its test accuracy"]
+    return Table(header, rows)
+
+
+def search_comparison(searches):
+    """Which lambda each search picked, and how far it lies from the first search's pick.
+
+    searches: {label: the summary of helpers.search.run_search}. Two picks
+    are compared by their ratio: lambda matters on a log scale.
+    """
+    first = next(iter(searches.values()))["best"]["lam"]
+    rows = []
+    for label, found in searches.items():
+        best, seeds = found["best"], found["config"]["seeds"]
+        ratio = best["lam"] / first
+        rows.append([label, f"{len(found['per_lambda'])} x {seeds}", f"{best['lam']:.3g}",
+                     format_mean_std(best["val_accuracy"], best.get("val_accuracy_std")),
+                     format_value(best["test_accuracy"], "%"), "same" if ratio == 1 else f"x {ratio:.3g}"])
+    header = ["search", "lambdas x seeds", "best lambda", "its validation accuracy", "its test accuracy",
+              "against the first search's lambda"]
     return Table(header, rows)
 
 
