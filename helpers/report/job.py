@@ -29,7 +29,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
-from . import summary
+from . import summary, verdicts
 from .cache import DEFAULT_CACHE_DIR
 from .settings import REPO, notebook_settings
 from ..core.data import find_batches_dir
@@ -110,10 +110,12 @@ def run_notebook(path, env, executed_dir=EXECUTED_DIR):
     return nb
 
 
-def summary_text(table, seconds, quick):
-    """summary.md: how the numbers were made, then the table of the report's numbers against ours.
+def summary_text(table, findings, seconds, quick):
+    """summary.md: how the numbers were made, the table of the report's numbers against ours, and its conclusions tested.
 
     seconds: {notebook name: wall-clock seconds} of the notebooks just run.
+    findings: verdicts.findings_table of the numbers gathered; left out
+    when it has no row (no conclusion's two settings ran over seeds).
     """
     if quick:
         command = "`python -m helpers.report --quick` (NB_QUICK=1: small runs, not comparable with the report)"
@@ -126,6 +128,8 @@ def summary_text(table, seconds, quick):
         f"Wall time {format_seconds(sum(seconds.values()))}: {times}.",
         "",
         table.to_markdown(),
+        *(["", "The report's conclusions, tested on our seeds (Welch's t-test):", "", findings.to_markdown()]
+          if findings.rows else []),
     ])
 
 
@@ -161,8 +165,10 @@ def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readm
         seconds[path.stem] = time.perf_counter() - start
         log(f"  {path.name}: {format_seconds(seconds[path.stem])}")
     # Rows left by earlier runs of the other notebooks still count.
-    table = summary.gather(figures_dir, [p.stem for p in notebook_paths()])
-    text = summary_text(table, seconds, quick)
+    names = [p.stem for p in notebook_paths()]
+    table = summary.gather(figures_dir, names)
+    seeded = {key: value for _, key, value in summary.gathered(figures_dir, names) if isinstance(value, list)}
+    text = summary_text(table, verdicts.findings_table(seeded), seconds, quick)
     write_atomically(figures_dir / "summary.md", text.encode())
     if readme is not None:
         readme = Path(readme)

@@ -163,17 +163,20 @@ def gather(folder, notebooks):
     notebooks: names in the order their rows should appear. Returns a Table
     with a notebook column; claims no notebook measured come last, "not run".
     """
-    rows, seen = [], set()
-    for notebook in notebooks:
-        path = Path(folder) / f"{notebook}{ROWS_SUFFIX}"
-        if not path.is_file():
-            continue
-        record = json.loads(path.read_text())
-        for key, value in record["ours"].items():
-            rows.append([notebook, *row(CLAIMS[key], value)])
-            seen.add(key)
+    ours = list(gathered(folder, notebooks))
+    rows = [[notebook, *row(CLAIMS[key], value)] for notebook, key, value in ours]
+    seen = {key for _, key, _ in ours}
     rows += [["-", *row(claim, None)] for claim in REPORT if claim.key not in seen]
     return Table(["notebook", *HEADER], rows)
+
+
+def gathered(folder, notebooks):
+    """(notebook, claim key, our value) for every number the notebooks wrote to folder, in notebook order."""
+    for notebook in notebooks:
+        path = Path(folder) / f"{notebook}{ROWS_SUFFIX}"
+        if path.is_file():
+            for key, value in json.loads(path.read_text())["ours"].items():
+                yield notebook, key, value
 
 
 def test_accuracies(runs):

@@ -125,7 +125,7 @@ def findings_table(groups, confidence=0.95):
     """Each finding of FINDINGS whose two groups are in groups, tested.
 
     groups: {claim key: [test accuracy of each seed]}, e.g. from the
-    notebook's runs. Returns a Table: the report's conclusion, our two means
+    notebook's runs; keys no finding uses are ignored. Returns a Table: the report's conclusion, our two means
     +- std, the difference with its confidence interval, p and the verdict.
     """
     rows = []
