@@ -59,7 +59,7 @@ def test_a_higher_finding(a, b, start):
 
 
 @pytest.mark.parametrize("a, b, start", [
-    (LEARNED, [x + 0.001 for x in LEARNED], "confirmed: the difference, -0.10 points, is surely under 1"),
+    (LEARNED, [x + 0.001 for x in LEARNED], "confirmed: within ±1 point at 95 % confidence"),
     (LEARNED, [x - 0.03 for x in LEARNED], "refuted: they differ by +3.00 points"),
     ([0.50, 0.56, 0.47, 0.55], [0.52, 0.49, 0.56, 0.50], "not refuted:"),
 ])
@@ -69,7 +69,7 @@ def test_a_same_finding(a, b, start):
 
 def test_an_at_chance_finding():
     assert verdict(AT_CHANCE, [0.1, 0.1, 0.1], LEARNED).startswith("confirmed: every seed stays at chance, 43.14")
-    assert verdict(AT_CHANCE, [0.1, 0.35, 0.1], LEARNED) == "refuted: it learns (best seed 35.00 %)"
+    assert verdict(AT_CHANCE, [0.1, 0.35, 0.1], LEARNED) == "refuted: 1 of 3 seeds learn (the best reaches 35.00 %)"
 
 
 def test_the_table_tests_the_findings_whose_groups_were_run():

@@ -15,8 +15,9 @@ Three kinds of conclusion:
   with BN, sigma does not matter). No difference being found is not proof of
   none: the verdict asks the 95 % confidence interval of the difference to
   lie inside +- MARGIN;
-- "at chance": a does not train, every seed within 2 points of chance
-  (10 %), and lies below b, the same setting with BN.
+- "at chance": a does not train: every seed within 2 points of chance
+  (10 %), and below b, the same setting with BN. One seed that learns
+  refutes it.
 """
 
 import warnings
@@ -96,9 +97,9 @@ def format_p(p):
     return "p < 1e-6" if p < 1e-6 else f"p = {p:.2g}"
 
 
-def verdict(finding, a, b):
+def verdict(finding, a, b, confidence=0.95):
     """Whether our seeds bear out the finding, in words; a, b: the groups' accuracies (fractions)."""
-    test = welch(a, b)
+    test = welch(a, b, confidence)
     d, p = 100 * test["difference"], test["p"]
     real = p < ALPHA
     if finding.kind == "higher":
@@ -110,15 +111,15 @@ def verdict(finding, a, b):
     if finding.kind == "same":
         within = -MARGIN < test["low"] and test["high"] < MARGIN
         if within:
-            return f"confirmed: the difference, {d:+.2f} points, is surely under {100 * MARGIN:g} ({format_p(p)})"
+            return f"confirmed: within ±{100 * MARGIN:g} point at {100 * confidence:g} % confidence ({format_p(p)})"
         if real:
             return f"refuted: they differ by {d:+.2f} points ({format_p(p)})"
         return (f"not refuted: {d:+.2f} points is within the seeds' noise ({format_p(p)}), "
                 f"but more seeds are needed to exclude a difference over {100 * MARGIN:g} point")
-    stuck = all(value <= CHANCE + 0.02 for value in a)
-    if stuck and real and d < 0:
+    learned = sum(value > CHANCE + 0.02 for value in a)
+    if not learned and real and d < 0:
         return f"confirmed: every seed stays at chance, {-d:.2f} points below ({format_p(p)})"
-    return f"refuted: it learns (best seed {100 * max(a):.2f} %)"
+    return f"refuted: {learned} of {len(a)} seeds learn (the best reaches {100 * max(a):.2f} %)"
 
 
 def findings_table(groups, confidence=0.95):
@@ -140,9 +141,9 @@ def findings_table(groups, confidence=0.95):
             format_spread(list(b)),
             f"{100 * test['difference']:+.2f} [{100 * test['low']:+.2f}, {100 * test['high']:+.2f}]",
             format_p(test["p"]),
-            verdict(finding, a, b),
+            verdict(finding, a, b, confidence),
         ])
-    header = ["the report's conclusion", "ours: first", "ours: second",
+    header = ["the report's conclusion", "ours, first setting", "ours, second setting",
               f"difference, points [{100 * confidence:g} % interval]", "Welch's t-test", "verdict"]
     seeds = " or ".join(str(n) for n in sorted({len(values) for values in groups.values()}))
     return Table(header, rows, caption=f"{seeds} seeds per setting; a difference with p < {ALPHA} is called real.")
