@@ -71,7 +71,7 @@ class Case:
 
 CASES = [
     Case("05_init_sensitivity", "sigma", "ArrowRight", r"sigma = (\S+), BN:", figures=1),
-    Case("04_lambda_search", "lambda", "End", r"lambda = (\S+):", figures=2),
+    Case("04_lambda_search", "lambda", "End", r"lambda = (\S+):", figures=3),
 ]
 
 
@@ -431,15 +431,18 @@ def test_the_notebook_runs_and_its_slider_redraws_the_plot(page, case):
         page.screenshot(f"{name}-1-ran-all-cells")
 
         # The slider before: the kernel's status names the run of the slider's value, and its plot is shown.
+        # JupyterLab may leave a cell far from the view unrendered, its text empty: bring it into view first.
+        cell.scroll_into_view_if_needed()
         handle = cell.locator(".widget-slider .noUi-handle")
         readout = cell.locator(".widget-slider .widget-readout")
         status = explorer.locator(":scope > .widget-html")
+        page.wait_until(lambda: status.inner_text().strip() and readout.inner_text().strip(), 10,
+                        f"{name}'s explorer to be drawn once in view")
         before = {"readout": readout.inner_text(), "status": status.inner_text(), "images": shown_images(figure)}
         before["value"] = shown_value(case, before["status"], before["readout"])
         assert before["value"] is not None and "test accuracy" in before["status"], \
             f"{name}: the explorer's status {before['status']!r} does not name the slider's value {before['readout']}"
         assert len(before["images"]) == 1, f"{name}: the explorer shows {len(before['images'])} figures, not 1"
-        cell.scroll_into_view_if_needed()
         page.screenshot(f"{name}-2-{case.slider}-slider-before", cell)
 
         # Move it with the keyboard, as a user would: focus the handle, press a key.
