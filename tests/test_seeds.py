@@ -132,6 +132,33 @@ def test_a_dask_cluster_gives_the_same_seeds_as_the_process_pool(reference, fake
     assert [without_times(s) for s in written["summaries"]] == [without_times(s) for s in reference["summaries"]]
 
 
+def worker_environment(monkeypatch, config=None):
+    """MALLOC_TRIM_THRESHOLD_ and OPENBLAS_NUM_THREADS in the workers of a LocalCluster, under a Dask config."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    def read():
+        return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OPENBLAS_NUM_THREADS")
+
+    # A nanny sets its pre-spawn variables in this process too, where later workers would inherit them:
+    # monkeypatch restores the environment after the test.
+    for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    with dask.config.set(dask.config.merge(dask.config.config, config or {})), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        return list(client.run(read).values())
+
+
+def test_the_worker_config_of_the_readme_keeps_malloc_trim_unset_and_one_blas_thread(monkeypatch):
+    import dask.config
+
+    (config,) = dask.config.collect_yaml([str(REPO / "helpers" / "dask")])
+    assert worker_environment(monkeypatch) == [("65536", "1")]  # Dask's default, which slows every step
+    assert worker_environment(monkeypatch, config) == [(None, "1")]
+
+
 def test_ctrl_c_stops_every_seed_and_writes_nothing(fake_dir, tmp_path):
     out = tmp_path / "seeds.json"
     # 4,000,000 steps a seed (2 cycles of 2 x n_s), about 4 minutes here: far more than the seconds before Ctrl-C.
