@@ -1,0 +1,58 @@
+"""The ablation of notebook 06: its runs, its table, and the paragraph written from it."""
+
+import pytest
+
+from helpers.core.training import TrainConfig
+from helpers.report.ablation import ablation_configs, ablation_table, change, gains_text
+
+CHANGES = (change("wider", hidden=(100, 100)), change("4 cycles", cycles=4), change("lower eta", eta_max=0.01))
+
+
+def test_each_change_alone_then_added_one_by_one():
+    configs = ablation_configs(TrainConfig(), CHANGES)
+    assert list(configs) == ["base", "+ wider", "+ 4 cycles", "+ lower eta", "base + wider + 4 cycles",
+                             "base + wider + 4 cycles + lower eta"]
+    assert configs["+ 4 cycles"] == TrainConfig(cycles=4)
+    assert configs["base + wider + 4 cycles + lower eta"] == TrainConfig(hidden=(100, 100), cycles=4, eta_max=0.01)
+
+
+def seeds(*tests, seconds=10.0):
+    return [{"test_accuracy": t, "train_seconds": seconds} for t in tests]
+
+
+RUNS = {
+    "base": seeds(0.530, 0.532, 0.531),
+    "+ wider": seeds(0.560, 0.562, 0.561, seconds=30),
+    "+ 4 cycles": seeds(0.541, 0.543, 0.542),
+    "+ lower eta": seeds(0.529, 0.533, 0.531),
+    "base + wider + 4 cycles": seeds(0.570, 0.571, 0.572),
+    "base + wider + 4 cycles + lower eta": seeds(0.575, 0.574, 0.576),
+}
+
+
+def test_the_table_gives_each_row_its_gain_over_the_base():
+    table = ablation_table(RUNS)
+    assert table.rows[0] == ["base", 3, "53.10 ± 0.10 %", "-", "-", "10 s"]
+    assert table.rows[1][:4] == ["+ wider", 3, "56.10 ± 0.10 %", "+3.00"]
+    assert table.rows[1][4].startswith("p = ") and table.rows[1][5] == "30 s"
+    assert table.rows[3][3] == "+0.00"
+
+
+def test_the_paragraph_ranks_the_gains_and_says_what_made_no_difference():
+    text = gains_text(RUNS, CHANGES)
+    assert text.startswith("Alone on the report's network, the largest gains came from wider (+3.00 points, p = ")
+    assert text.index("wider (") < text.index("4 cycles (")
+    assert "Lower eta made no difference the seeds could tell from noise." in text
+    assert text.endswith("reach 57.50 ± 0.10 %, +4.40 points over the base.")
+
+
+def test_a_change_that_hurts_is_said_to():
+    runs = {**RUNS, "+ lower eta": seeds(0.50, 0.501, 0.499)}
+    assert "Alone, lower eta (-3.10 points) lowered the accuracy." in gains_text(runs, CHANGES)
+
+
+@pytest.mark.parametrize("missing", ["base", "+ wider"])
+def test_a_missing_run_is_a_key_error(missing):
+    runs = {k: v for k, v in RUNS.items() if k != missing}
+    with pytest.raises(KeyError):
+        gains_text(runs, CHANGES)
