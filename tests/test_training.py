@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from helpers.core import training
+from helpers.core import optim, training
 from helpers.core.data import load_cifar10
 from helpers.errors import ConfigError, DivergedError
 from helpers.core.network import accuracy, evaluate
@@ -149,15 +149,15 @@ def test_divergence_names_the_step_and_eta():
 @pytest.mark.parametrize("textbook", [False, True])
 def test_ctrl_c_returns_what_was_trained(monkeypatch, textbook):
     calls = {"n": 0}
-    real_cyclical_eta = training.cyclical_eta
+    real_learning_rate = training.learning_rate
 
     def interrupt_after_30(*args):
         calls["n"] += 1
         if calls["n"] > 30:
             raise KeyboardInterrupt
-        return real_cyclical_eta(*args)
+        return real_learning_rate(*args)
 
-    monkeypatch.setattr(training, "cyclical_eta", interrupt_after_30)
+    monkeypatch.setattr(training, "learning_rate", interrupt_after_30)
     result = train(TrainConfig(**TOY, textbook=textbook), blobs(1000), blobs(200, seed=1), progress=False)
     assert result.interrupted
     assert result.steps == 30
@@ -212,3 +212,40 @@ def test_one_and_two_blas_threads_agree_to_float32_rounding():
     for key in ("train_loss", "val_loss", "train_accuracy"):
         np.testing.assert_allclose(one[0][key], two[0][key], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(one[1], two[1], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer, eta_max", [("momentum", 0.02), ("nesterov", 0.02), ("adam", 0.003)])
+def test_other_update_rules_train_the_toy_problem(optimizer, eta_max):
+    config = TrainConfig(**TOY, optimizer=optimizer, eta_max=eta_max)
+    result = train(config, blobs(1000), blobs(200, seed=1), progress=False)
+    assert result.history["val_accuracy"][-1] > 0.9
+    plain = train(TrainConfig(**TOY, eta_max=eta_max), blobs(1000), blobs(200, seed=1), progress=False)
+    assert not np.array_equal(result.net.params["W1"], plain.net.params["W1"])
+
+
+def test_a_run_with_the_sgd_rule_by_name_is_the_textbook_run(monkeypatch):
+    # optimizer "sgd" through optim.update and the plain step of textbook_step move the same way.
+    steps = []
+    real = training.update
+    monkeypatch.setattr(training, "update", lambda *a, **k: (steps.append(1), real(*a, **k)))
+    result = train(TrainConfig(**TOY, textbook=True), blobs(1000), blobs(200, seed=1), progress=False)
+    assert steps == [] and result.history["val_accuracy"][-1] > 0.9
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("cosine", lambda t, total: optim.cosine_eta(t, total, 1e-5, 0.1, 20)),
+    ("step", lambda t, total: optim.step_eta(t, 1e-5, 0.1, 0.1, 50)),
+])
+def test_the_schedule_sets_every_step_learning_rate(schedule, expected):
+    config = TrainConfig(**TOY, schedule=schedule, warmup=20 if schedule == "cosine" else 0)
+    result = train(config, blobs(1000), blobs(200, seed=1), progress=False)
+    assert result.etas.tolist() == [expected(t, 200) for t in range(200)]
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(optimizer="rmsprop"), "rmsprop"), (dict(optimizer="momentum", momentum=1.0), "momentum"),
+    (dict(schedule="linear"), "linear"), (dict(warmup=5), "warmup"), (dict(schedule="step", step_gamma=2.0), "gamma"),
+])
+def test_bad_update_rules_and_schedules_are_refused_before_training(change, match):
+    with pytest.raises(ConfigError, match=match):
+        training.check_config(TrainConfig(**{**TOY, **change}))

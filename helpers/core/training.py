@@ -18,6 +18,7 @@ from ..errors import ConfigError, DivergedError
 from ..progress import progress_bar
 from .data import Split
 from . import fast
+from .optim import check_rule, check_schedule, cyclical_eta, init_state, learning_rate, update  # noqa: F401 (cyclical_eta: re-exported for benchmarks/speed.py)
 from .network import (
     Network,
     evaluate,
@@ -44,6 +45,17 @@ class TrainConfig:
     init: str | float = "he"
     alpha: float = 0.9
     seed: int = 0
+    optimizer: str = "sgd"
+    """The update rule: "sgd" (the report's), "momentum", "nesterov" or "adam" (helpers.core.optim)."""
+    momentum: float = 0.9
+    """mu of "momentum" and "nesterov"."""
+    schedule: str = "cyclical"
+    """The learning rate: "cyclical" (the report's triangle), "step" (eta_max times
+    step_gamma every n_s steps) or "cosine" (from eta_max down to eta_min). Every
+    schedule runs for 2 n_s cycles steps and snapshots every 2 n_s steps."""
+    step_gamma: float = 0.1
+    warmup: int = 0
+    """Steps of linear warm-up before the cosine schedule."""
     evals_per_cycle: int = 10
     curve_images: int | None = 10_000
     """The training curves are measured on the first curve_images training
@@ -103,6 +115,11 @@ def check_config(config, n_train=None):
         raise ConfigError(f"cycles must be >= 1, got {c.cycles}.")
     if c.evals_per_cycle < 1:
         raise ConfigError(f"evals_per_cycle must be >= 1, got {c.evals_per_cycle}.")
+    check_rule(c.optimizer)
+    if c.optimizer in ("momentum", "nesterov") and not 0 < c.momentum < 1:
+        raise ConfigError(f"momentum must be in (0, 1), got {c.momentum}; 0.9 is usual.")
+    n_s = c.n_s if c.n_s is not None else 1  # five epochs when None: known only with the data
+    check_schedule(c.schedule, 2 * n_s * c.cycles, c.eta_min, c.eta_max, n_s, c.step_gamma, None, c.warmup)
     if c.curve_images is not None and c.curve_images < 1:
         raise ConfigError(f"curve_images must be >= 1 (or None for every training image), got {c.curve_images}.")
     if any(int(m) != m or m < 1 for m in c.hidden):
@@ -114,31 +131,45 @@ def half_cycle_steps(config, n_train):
     return config.n_s if config.n_s is not None else max(1, 5 * n_train // config.n_batch)
 
 
-def cyclical_eta(t, eta_min, eta_max, n_s):
-    """The triangular learning rate at update step t (t = 0, 1, ...)."""
-    phase = t % (2 * n_s)
-    rise = phase if phase <= n_s else 2 * n_s - phase
-    return eta_min + rise / n_s * (eta_max - eta_min)
-
-
 def copy_network(net):
     return copy.deepcopy(net)
 
 
-def textbook_step(net, X, y, eta, lam):
+def textbook_step(net, X, y, eta, lam, rule=None):
     """One step of mini-batch gradient descent, as the assignment writes it.
 
     X: (n, d_in), y: (n,) -> the mini-batch's loss. Each parameter moves
     against the gradient of the cost, theta <- theta - eta * grad, and the
     running averages of batch normalization take in the batch's statistics.
+    rule: None for that plain step, or (name, state, settings) to move the
+    parameters by another update rule of helpers.core.optim instead.
     A step whose loss is not finite changes nothing.
     """
     _, loss, grads, batch_stats = forward_backward(net, X, y, lam)
     if math.isfinite(loss):
-        for name, param in net.params.items():
-            param -= eta * grads[name]
+        if rule is None:
+            for name, param in net.params.items():
+                param -= eta * grads[name]
+        else:
+            name, state, settings = rule
+            update(name, net.params, grads, state, eta, **settings)
         update_running_stats(net, batch_stats)
     return loss
+
+
+def make_step(net, config):
+    """step(X, y, eta) -> loss: one training step of config's kind on net.
+
+    The fast path of fast.py trains the report's network with plain SGD;
+    the textbook code of network.py trains everything (and the report's
+    network too when config.textbook is set).
+    """
+    if not config.textbook and config.optimizer == "sgd":
+        return fast.make_step(net, config.lam)
+    rule = None
+    if config.optimizer != "sgd":
+        rule = (config.optimizer, init_state(config.optimizer, net.params), {"momentum": config.momentum})
+    return functools.partial(textbook_step, net, lam=config.lam, rule=rule)
 
 
 def train(config, train_set, val_set, progress=True):
@@ -153,6 +184,8 @@ def train(config, train_set, val_set, progress=True):
     check_config(config, n_train)
     n_s = half_cycle_steps(config, n_train)
     total_steps = 2 * n_s * config.cycles
+    check_schedule(config.schedule, total_steps, config.eta_min, config.eta_max, n_s, config.step_gamma, None,
+                   config.warmup)
     eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
 
     dims = [X.shape[1], *config.hidden, int(max(train_set.y.max(), val_set.y.max())) + 1]
@@ -162,17 +195,15 @@ def train(config, train_set, val_set, progress=True):
     curve_set = train_set if config.curve_images is None else Split(X[: config.curve_images], y[: config.curve_images])
     record(result, 0, curve_set, val_set)
 
-    if config.textbook:
-        step = functools.partial(textbook_step, net, lam=config.lam)
-    else:
-        step = fast.make_step(net, config.lam)
+    step = make_step(net, config)
     batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
     bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
     try:
         for t in range(total_steps):
             start = time.perf_counter()
             X_batch, y_batch = next(batches)
-            eta = cyclical_eta(t, config.eta_min, config.eta_max, n_s)
+            eta = learning_rate(config.schedule, t, total_steps, config.eta_min, config.eta_max, n_s,
+                                config.step_gamma, None, config.warmup)
             loss = step(X_batch, y_batch, eta)
             if not math.isfinite(loss):
                 raise DivergedError(
