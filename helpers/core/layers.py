@@ -16,6 +16,8 @@ that the two agree.
 
 import numpy as np
 
+from ..errors import ConfigError
+
 BN_EPS = 1e-12
 """Added to the batch variance before the square root, so that a feature that
 is constant over the batch does not divide by zero. Far below PyTorch's 1e-5:
@@ -134,6 +136,34 @@ def relu_backward(dH, cache):
     """The gradient passes where the unit was active. dH: (n, d) -> dS: (n, d)."""
     S = cache
     return dH * (S > 0)
+
+
+# -------------------------------------------------------- inverted dropout
+
+
+def dropout_forward(H, p, rng):
+    """Inverted dropout: drop each unit with probability p, scale the kept ones by 1 / (1 - p).
+
+    out = H * M, where M: (n, d) holds 1 / (1 - p) for a kept unit (drawn
+    with probability 1 - p from rng, a numpy Generator) and 0 for a dropped
+    one. The scaling keeps E[out] = H, so at test time the layer is simply
+    left out. p = 0 is the identity: out is H itself, and rng is not drawn
+    from (it may be None).
+
+    H: (n, d) -> out: (n, d); the cache is M, in H's dtype (None when p = 0).
+    """
+    if not 0 <= p < 1:
+        raise ConfigError(f"dropout p (the probability of dropping a unit) must be in [0, 1), got {p}.")
+    if p == 0:
+        return H, None
+    M = ((rng.random(H.shape) >= p) / (1 - p)).astype(H.dtype)  # (n, d)
+    return H * M, M
+
+
+def dropout_backward(dout, cache):
+    """The gradient passes through the kept units, scaled as they were. dout: (n, d) -> dH: (n, d)."""
+    M = cache
+    return dout if M is None else dout * M
 
 
 # ------------------------------------------------------ softmax cross-entropy
