@@ -5,13 +5,14 @@ import pytest
 
 from helpers.cli import main
 from helpers.core.gradcheck import (
+    as_float64,
     check_gradients,
     error_table,
     numerical_gradients,
     numerical_gradients_textbook,
     relative_error,
 )
-from helpers.core.network import cost, init_network
+from helpers.core.network import cost, cost_and_gradients, init_network
 
 
 def forward_differences_one_at_a_time(net, X, y, lam, h):
@@ -148,3 +149,19 @@ def test_forward_differences_give_exactly_zero_for_the_bias_that_batch_norm_canc
     report = check_gradients(net, X, y, 0.005, method="forward")
     for name in ("b1", "b2"):
         assert np.all(report["numerical"][name] == 0) and report["errors"][name] == 0
+
+
+def test_a_float32_network_is_checked_with_its_options():
+    """as_float64 keeps dropout, bn_after_relu and skips: the check must check the network it is given."""
+    net32 = init_network([6, 5, 5, 3], batch_norm=True, seed=0, dtype=np.float32,
+                         dropout=0.3, bn_after_relu=True, skips=True)
+    net64 = as_float64(net32)
+    assert (net64.dropout, net64.bn_after_relu, net64.skips) == (0.3, True, True)
+    assert net64.dtype == np.float64 and net64.dims == net32.dims
+    _, X, y = small_problem([6, 5, 5, 3], True)
+    X32 = X.astype(np.float32)
+    report = check_gradients(net32, X32, y, 0.0, dropout_seed=2)
+    _, expected = cost_and_gradients(net64, X32.astype(np.float64), y, 0.0, np.random.default_rng(2))
+    for name, g in report["analytic"].items():
+        np.testing.assert_array_equal(g, expected[name], err_msg=name)
+    assert report["max_relative_error"] < 1e-7

@@ -12,11 +12,23 @@ compute the perturbed column once per perturbation, as a batch: every row of
 W_l's column j at once. From there on, the perturbed columns change the next
 layer's scores by a rank-one update, and the rest of the forward pass runs
 batched over all perturbations. Nothing is linearized: every cost is a real
-forward pass, only the parts that cannot change are not recomputed.
+forward pass, only the parts that cannot change are not recomputed. The
+network's options keep this true: a skip adds the unchanged input, batch
+normalization after the ReLU works column by column, and a dropout mask
+multiplies entry by entry, so the parameters of unit j still change only
+column j of their layer's output.
+
+Dropout draws a new mask for every forward pass, and a finite difference
+between passes with different masks measures the masks, not the gradient.
+So every cost of a check sees one mask: each evaluation gets a fresh
+np.random.default_rng(dropout_seed), and draws from it exactly what
+network.forward draws (one mask per hidden layer, layer 1 first), and the
+analytic gradients are computed with that mask too.
 
 Everything runs in float64.
 """
 
+import dataclasses
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .layers import BN_EPS, log_softmax
-from .network import Network, cost, cost_and_gradients
+from .layers import BN_EPS, dropout_forward, log_softmax
+from .network import cost, cost_and_gradients
 
 DEFAULT_H = 1e-6
 CHUNK_BYTES = 2**20
@@ -44,22 +56,22 @@ def relative_error(analytic, numerical):
 
 
 def as_float64(net):
-    """A float64 copy of the network (the check needs the precision)."""
-    return Network(
-        list(net.dims),
-        net.batch_norm,
-        {k: v.astype(np.float64) for k, v in net.params.items()},
-        {k: v.astype(np.float64) for k, v in net.running.items()},
-        net.alpha,
+    """A float64 copy of the network, options included (the check needs the precision)."""
+    return dataclasses.replace(
+        net,
+        dims=list(net.dims),
+        params={k: v.astype(np.float64) for k, v in net.params.items()},
+        running={k: v.astype(np.float64) for k, v in net.running.items()},
     )
 
 
-def numerical_gradients_textbook(net, X, y, lam, h=DEFAULT_H):
+def numerical_gradients_textbook(net, X, y, lam, h=DEFAULT_H, dropout_seed=0):
     """Centered differences, one entry at a time: (J(theta + h) - J(theta - h)) / 2h.
 
     X: (n, d_in), y: (n,) -> a dict keyed like net.params, float64 arrays.
     Plain and slow (two forward passes per entry): for small networks, and to
-    check numerical_gradients against.
+    check numerical_gradients against. Every cost draws its dropout masks
+    from a fresh default_rng(dropout_seed): all see the same masks.
     """
     net = as_float64(net)
     X = np.asarray(X, np.float64)
@@ -69,21 +81,23 @@ def numerical_gradients_textbook(net, X, y, lam, h=DEFAULT_H):
         for i in np.ndindex(theta.shape):
             old = theta[i]
             theta[i] = old + h
-            cost_plus = cost(net, X, y, lam)
+            cost_plus = cost(net, X, y, lam, np.random.default_rng(dropout_seed))
             theta[i] = old - h
-            cost_minus = cost(net, X, y, lam)
+            cost_minus = cost(net, X, y, lam, np.random.default_rng(dropout_seed))
             theta[i] = old
             grad[i] = (cost_plus - cost_minus) / (2 * h)
         grads[name] = grad
     return grads
 
 
-def numerical_gradients(net, X, y, lam, h=DEFAULT_H, method="centered"):
+def numerical_gradients(net, X, y, lam, h=DEFAULT_H, method="centered", dropout_seed=0):
     """Finite-difference gradient of the training-mode cost for every parameter.
 
     X: (n, d_in), y: (n,) -> dict keyed like net.params, float64 arrays.
     method: "centered" ((f(t + h) - f(t - h)) / 2h, error O(h^2)) or
     "forward" ((f(t + h) - f(t)) / h, error O(h), as in the report).
+    dropout_seed: every cost is that of the dropout masks network.forward
+    draws from a fresh default_rng(dropout_seed).
 
     A ReLU input within reach of the step makes the cost non-smooth there
     and the difference meaningless, so where a perturbation flips the sign of
@@ -92,7 +106,7 @@ def numerical_gradients(net, X, y, lam, h=DEFAULT_H, method="centered"):
     if method not in ("centered", "forward"):
         raise ValueError(f"method must be 'centered' or 'forward', got {method!r}.")
     net = as_float64(net)
-    base = _Baseline(net, np.ascontiguousarray(X, np.float64), y)
+    base = _Baseline(net, np.ascontiguousarray(X, np.float64), y, dropout_seed)
     # The forward difference's f(t) goes through the same batched code as
     # f(t + h), so that their rounding is the same and cancels.
     signs = (1.0, -1.0) if method == "centered" else (1.0, 0.0)
@@ -152,46 +166,73 @@ def _difference(base, l, j, kind, h, signs, lam):
 class _Baseline:
     """The unperturbed forward pass, and losses of batches of perturbed ones.
 
-    Layer activations are kept as S[l]: (n, d_l), the scores before batch
-    normalization, and H[l]: (n, d_l), the layer outputs; positive[l] records
-    which ReLU inputs are positive, to spot perturbations that cross a kink;
-    S_centered[l] and var[l] are the batch statistics that a rank-one move of
-    a batch-normalized layer's scores starts from (see _pre_relu_moved).
+    Layer activations are kept as S[l]: (n, d_l), the scores H_{l-1} W_l
+    (+ b_l), and H[l]: (n, d_l), the layer outputs; positive[l] records which
+    ReLU inputs are positive, to spot perturbations that cross a kink;
+    masks[l] is layer l's dropout mask (None without dropout); S_centered[l]
+    and var[l] are the batch statistics that a rank-one move of the scores of
+    a layer batch-normalized before its ReLU starts from (see _pre_relu_moved).
     """
 
-    def __init__(self, net, X, y):
+    def __init__(self, net, X, y, dropout_seed):
         self.net, self.y = net, y
+        # BN right after the linear map: a rank-one move of its scores has
+        # cheap batch statistics.
+        self.bn_first = net.batch_norm and not net.bn_after_relu
+        rng = np.random.default_rng(dropout_seed)
         p, k = net.params, net.n_layers
-        self.H, self.S, self.positive = [X], [None], [None]
+        self.H, self.S, self.positive, self.masks = [X], [None], [None], [None]
         self.S_centered, self.var = [None], [None]
         for l in range(1, k + 1):
             S = self.H[-1] @ p[f"W{l}"]
-            if self._has_bias(l):
+            if net.has_bias(l):
                 S = S + p[f"b{l}"]
             self.S.append(S)
             self.S_centered.append(S - S.mean(axis=0))
             self.var.append(S.var(axis=0))
             if l < k:
-                pre = self._pre_relu(l, S)
-                self.positive.append(pre > 0)
-                self.H.append(np.maximum(pre, 0))
+                A, relu_input = self._activation(l, S)
+                self.positive.append(relu_input > 0)
+                if net.has_skip(l):
+                    A = A + self.H[l - 1]
+                # The draws of network.forward, in its order, from the same
+                # seed: the same masks as the analytic gradients'.
+                H, mask = dropout_forward(A, net.dropout, rng)
+                self.masks.append(mask)
+                self.H.append(H)
 
-    def _has_bias(self, l):
-        # Batch normalization subtracts the batch mean, which cancels b_l
-        # exactly; the network leaves it out, and so must the check.
-        return not (self.net.batch_norm and l < self.net.n_layers)
-
-    def _pre_relu(self, l, S, gamma=None, beta=None):
-        """The input of layer l's ReLU. S: (..., n, d); gamma, beta: (..., 1, d).
+    def _batchnorm(self, l, S, gamma=None, beta=None):
+        """Layer l's batch normalization of S: (..., n, d); gamma, beta: (..., 1, d).
 
         gamma and beta default to layer l's; the samples are on axis -2.
         """
-        if not self.net.batch_norm:
-            return S
         gamma = self.net.params[f"gamma{l}"] if gamma is None else gamma
         beta = self.net.params[f"beta{l}"] if beta is None else beta
         S_hat = (S - S.mean(axis=-2, keepdims=True)) / np.sqrt(S.var(axis=-2, keepdims=True) + BN_EPS)
         return S_hat * gamma + beta
+
+    def _activation(self, l, S, gamma=None, beta=None):
+        """F_l, layer l's output before its skip and its dropout, and its ReLU's input.
+
+        S: (..., n, d), the layer's scores -> F: (..., n, d), relu_input: (..., n, d).
+        """
+        if self.net.bn_after_relu:
+            return self._batchnorm(l, np.maximum(S, 0), gamma, beta), S
+        relu_input = self._batchnorm(l, S, gamma, beta) if self.net.batch_norm else S
+        return np.maximum(relu_input, 0), relu_input
+
+    def _output(self, l, F, H_prev, cols=slice(None)):
+        """Layer l's output H_l from F_l: the skip H_prev added, then the dropout mask.
+
+        F: (..., n, d) holds the columns `cols` of layer l's units (all, or a
+        single j with the unit axis dropped); H_prev: layer l-1's output, all
+        its columns.
+        """
+        if self.net.has_skip(l):
+            F = F + H_prev[..., cols]
+        if self.masks[l] is not None:
+            F = F * self.masks[l][:, cols]
+        return F
 
     def costs_of_column(self, l, j, kind, delta):
         """Data loss with one parameter of unit j of layer l moved by delta.
@@ -207,7 +248,7 @@ class _Baseline:
             cols = s + delta * self.H[l - 1].T
         else:
             cols = s[None].copy()
-            if kind == "b" and self._has_bias(l):
+            if kind == "b" and self.net.has_bias(l):
                 cols += delta
             elif kind in ("gamma", "beta"):
                 gamma, beta = p[f"gamma{l}"][j], p[f"beta{l}"][j]
@@ -216,9 +257,10 @@ class _Baseline:
             return self._losses_with_scores_column(j, cols), np.zeros(len(cols), bool)
         if self.net.batch_norm and gamma is None:
             gamma, beta = p[f"gamma{l}"][j], p[f"beta{l}"][j]
-        pre = self._pre_relu(l, cols[:, :, None], gamma, beta)[:, :, 0]
-        crossed = ((pre > 0) != self.positive[l][:, j]).any(axis=1)
-        losses, crossed_later = self._losses_with_hidden_column(l, j, np.maximum(pre, 0))
+        F, relu_input = self._activation(l, cols[:, :, None], gamma, beta)
+        crossed = ((relu_input[:, :, 0] > 0) != self.positive[l][:, j]).any(axis=1)
+        H_cols = self._output(l, F[:, :, 0], self.H[l - 1], j)
+        losses, crossed_later = self._losses_with_hidden_column(l, j, H_cols)
         return losses, crossed | crossed_later
 
     def _losses_with_scores_column(self, j, cols):
@@ -237,15 +279,24 @@ class _Baseline:
         m, w = l + 1, self.net.params[f"W{l + 1}"][j]
         losses, crossed = np.empty(len(cols)), np.empty(len(cols), bool)
         for rows in _chunks(len(cols), self.S[m].size):
-            if self.net.batch_norm and m < self.net.n_layers:
-                pre = self._pre_relu_moved(m, delta[rows], w)
-                losses[rows], crossed[rows] = self._losses_from_pre_relu(m, pre)
+            if m == self.net.n_layers:
+                losses[rows], crossed[rows] = _losses(self.S[m][None] + delta[rows, :, None] * w, self.y), False
+                continue
+            if self.bn_first:
+                relu_input = self._pre_relu_moved(m, delta[rows], w)
+                F = np.maximum(relu_input, 0)
             else:
-                losses[rows], crossed[rows] = self._losses_from(m, self.S[m][None] + delta[rows, :, None] * w)
+                F, relu_input = self._activation(m, self.S[m][None] + delta[rows, :, None] * w)
+            H_l = None
+            if self.net.has_skip(m):
+                # Layer m adds H_l, which now differs in column j.
+                H_l = np.repeat(self.H[l][None], rows.stop - rows.start, axis=0)
+                H_l[:, :, j] = cols[rows]
+            losses[rows], crossed[rows] = self._losses_after(m, F, relu_input, H_l)
         return losses, crossed
 
     def _pre_relu_moved(self, m, delta, w):
-        """The ReLU input of batch-normalized layer m when its scores move by delta (outer) w.
+        """The ReLU input of layer m, batch-normalized before its ReLU, when its scores move by delta (outer) w.
 
         delta: (P, n), w: (d_m,) -> (P, n, d_m). The batch statistics of
         S + delta w^T follow from those of S with small matrix products,
@@ -265,19 +316,23 @@ class _Baseline:
         pre += p[f"beta{m}"]
         return pre
 
-    def _losses_from(self, m, S):
-        """Run layers m.. on a batch of scores S: (P, n, d_m) -> losses, crossed: (P,)."""
+    def _losses_from(self, m, H_prev):
+        """Run layers m.. on a batch of layer m-1's outputs H_prev: (P, n, d_{m-1}) -> losses, crossed: (P,)."""
+        S = H_prev @ self.net.params[f"W{m}"]
+        if self.net.has_bias(m):
+            S += self.net.params[f"b{m}"]
         if m == self.net.n_layers:
             return _losses(S, self.y), np.zeros(len(S), bool)
-        return self._losses_from_pre_relu(m, self._pre_relu(m, S))
+        F, relu_input = self._activation(m, S)
+        return self._losses_after(m, F, relu_input, H_prev)
 
-    def _losses_from_pre_relu(self, m, pre):
-        """Run layers m.. from the input of layer m's ReLU: (P, n, d_m)."""
-        crossed = ((pre > 0) != self.positive[m]).any(axis=(1, 2))
-        S = np.maximum(pre, 0, out=pre) @ self.net.params[f"W{m + 1}"]
-        if self._has_bias(m + 1):
-            S += self.net.params[f"b{m + 1}"]
-        losses, crossed_later = self._losses_from(m + 1, S)
+    def _losses_after(self, m, F, relu_input, H_prev):
+        """Finish layer m from F_m and its ReLU input, both (P, n, d_m), then run the layers after it.
+
+        H_prev: (P, n, d_{m-1}), layer m-1's outputs, for the skip (None if layer m has none).
+        """
+        crossed = ((relu_input > 0) != self.positive[m]).any(axis=(1, 2))
+        losses, crossed_later = self._losses_from(m + 1, self._output(m, F, H_prev))
         return losses, crossed | crossed_later
 
 
@@ -293,22 +348,24 @@ def _losses(S, y):
     return -np.mean(np.take_along_axis(log_P, y[None, :, None], axis=2)[..., 0], axis=1)
 
 
-def check_gradients(net, X, y, lam, h=DEFAULT_H, method="centered"):
+def check_gradients(net, X, y, lam, h=DEFAULT_H, method="centered", dropout_seed=0):
     """Analytic against numerical gradients, in float64.
 
     method: "centered" or "forward" for the fast numerical_gradients, or
     "textbook" for numerical_gradients_textbook (centered, one entry at a time).
+    dropout_seed: with dropout, the analytic gradients and every numerical
+    cost use the masks drawn from a fresh default_rng(dropout_seed).
     Returns {"errors": {name: relative error}, "max_relative_error", "seconds"
     (of the numerical gradients), "analytic", "numerical"}.
     """
     net = as_float64(net)
     X = np.ascontiguousarray(X, np.float64)
-    _, analytic = cost_and_gradients(net, X, y, lam)
+    _, analytic = cost_and_gradients(net, X, y, lam, np.random.default_rng(dropout_seed))
     start = time.perf_counter()
     if method == "textbook":
-        numerical = numerical_gradients_textbook(net, X, y, lam, h)
+        numerical = numerical_gradients_textbook(net, X, y, lam, h, dropout_seed)
     else:
-        numerical = numerical_gradients(net, X, y, lam, h, method)
+        numerical = numerical_gradients(net, X, y, lam, h, method, dropout_seed)
     seconds = time.perf_counter() - start
     errors = {name: relative_error(analytic[name], numerical[name]) for name in net.params}
     return {

@@ -13,9 +13,40 @@ averages batch means), so the forward pass leaves it out: its gradient is
 exactly zero and it stays at zero. It is kept in params because it is part of
 the assignment's network and of the public contract.
 
-A network is plain data: its sizes, a dict of parameter arrays, and the
-running averages of the batch statistics that batch normalization uses at
-test time.
+Three options change a hidden layer l (1 <= l < k); all are off by default,
+and then the network is exactly the one above. In full, layer l computes
+    S_l = H_{l-1} W_l + b_l                        (b_l left out if BN comes next)
+    F_l = max(gamma_l * BN(S_l) + beta_l, 0)       (BN before the ReLU: the default)
+     or = gamma_l * BN(max(S_l, 0)) + beta_l       (bn_after_relu)
+     or = max(S_l, 0)                              (no batch normalization)
+    A_l = F_l + H_{l-1}                            (skips, on layers that have one)
+     or = F_l
+    H_l = A_l * M_l                                (dropout, in training mode)
+     or = A_l
+
+bn_after_relu: batch normalization after the ReLU instead of before it. The
+mean subtraction no longer follows the linear map, so b_l is used and learnt;
+the running averages are those of max(S_l, 0).
+
+skips: a hidden layer l >= 2 as wide as the layer before it (dims[l-1] ==
+dims[l]) adds its input to its output, H_l = F_l(H_{l-1}) + H_{l-1}. The
+addition comes after the whole layer (after the ReLU, or after BN with
+bn_after_relu) and before the layer's dropout: the pre-dropout placement,
+so the dropout acts on the sum, and the H_{l-1} that is added is layer l-1's
+output as the next layer sees it (its own dropout applied). Layer 1 never has
+a skip (its input is the image), nor does layer k (the scores). There are no
+projections: layers of unequal widths simply have none.
+
+dropout: inverted dropout on every hidden layer's output, in training mode
+only: M_l: (n, m_l) holds 1 / (1 - p) with probability 1 - p and 0 otherwise,
+a new mask for every pass, drawn from the numpy Generator passed to forward
+(layer 1's mask first). Thanks to the 1 / (1 - p), E[H_l] is unchanged, so at
+test time nothing is dropped and nothing is scaled. The input image and the
+scores are never dropped.
+
+A network is plain data: its sizes, its options, a dict of parameter arrays,
+and the running averages of the batch statistics that batch normalization
+uses at test time.
 """
 
 from dataclasses import dataclass, field
@@ -29,6 +60,8 @@ from .layers import (
     batchnorm_forward,
     cross_entropy_backward,
     cross_entropy_forward,
+    dropout_backward,
+    dropout_forward,
     linear_backward,
     linear_forward,
     relu_backward,
@@ -65,6 +98,10 @@ class Network:
     running: "mu1", "var1", ...: the exponential moving averages of the batch
         statistics of every batch-normalized layer, used at test time.
     alpha: the weight of the old average in mu_av = alpha mu_av + (1 - alpha) mu.
+    dropout: the probability p of dropping a hidden unit in training (0: no dropout).
+    bn_after_relu: batch normalization after the ReLU instead of before it.
+    skips: skip connections, H_l = F_l(H_{l-1}) + H_{l-1}, on every hidden
+        layer l >= 2 as wide as the one before (see has_skip).
     """
 
     dims: list[int]
@@ -72,6 +109,9 @@ class Network:
     params: dict[str, np.ndarray]
     running: dict[str, np.ndarray] = field(default_factory=dict)
     alpha: float = 0.9
+    dropout: float = 0.0
+    bn_after_relu: bool = False
+    skips: bool = False
 
     @property
     def n_layers(self) -> int:
@@ -81,19 +121,31 @@ class Network:
     def dtype(self):
         return self.params["W1"].dtype
 
+    def has_bias(self, l) -> bool:
+        """Whether layer l adds its bias: not when BN follows its linear map and cancels it."""
+        return not (self.batch_norm and not self.bn_after_relu and l < self.n_layers)
 
-def init_network(dims, batch_norm=True, init="he", seed=0, dtype=np.float32, alpha=0.9):
+    def has_skip(self, l) -> bool:
+        """Whether layer l adds its input to its output: a hidden layer l >= 2 as wide as the one before."""
+        return self.skips and 2 <= l < self.n_layers and self.dims[l - 1] == self.dims[l]
+
+
+def init_network(dims, batch_norm=True, init="he", seed=0, dtype=np.float32, alpha=0.9,
+                 dropout=0.0, bn_after_relu=False, skips=False):
     """A network with random weights, zero biases, gamma = 1 and beta = 0.
 
     init: "he" (sigma = sqrt(2 / d_in)), "xavier" (sigma = sqrt(1 / d_in)),
     or a number: the same sigma for every layer (the sensitivity experiment).
     The weights are drawn in float64 from `seed` and then cast, so a float32
     and a float64 network with the same seed hold the same numbers.
+    dropout, bn_after_relu, skips: the options of the module docstring; they
+    change no parameter, only how the layers use them.
     """
     dims = _check_dims(dims)
     check_init(init)
     if not 0 <= alpha < 1:
         raise ConfigError(f"alpha must be in [0, 1), got {alpha}.")
+    check_options(dims, batch_norm, dropout, bn_after_relu, skips)
     rng = np.random.default_rng(seed)
     params, running = {}, {}
     k = len(dims) - 1
@@ -107,7 +159,8 @@ def init_network(dims, batch_norm=True, init="he", seed=0, dtype=np.float32, alp
             params[f"beta{l}"] = np.zeros(d_out, dtype)
             running[f"mu{l}"] = np.zeros(d_out, dtype)
             running[f"var{l}"] = np.ones(d_out, dtype)
-    return Network(dims, bool(batch_norm), params, running, float(alpha))
+    return Network(dims, bool(batch_norm), params, running, float(alpha),
+                   float(dropout), bool(bn_after_relu), bool(skips))
 
 
 def _check_dims(dims):
@@ -118,6 +171,19 @@ def _check_dims(dims):
         if int(d) != d or d < 1:
             raise ConfigError(f"Every layer width must be a whole number >= 1, got {dims}.")
     return [int(d) for d in dims]
+
+
+def check_options(dims, batch_norm, dropout, bn_after_relu, skips):
+    """Refuse options that cannot work, or that would silently do nothing."""
+    if not 0 <= dropout < 1:
+        raise ConfigError(f"dropout (the probability of dropping a hidden unit) must be in [0, 1), got {dropout}.")
+    if bn_after_relu and not batch_norm:
+        raise ConfigError("bn_after_relu moves batch normalization after the ReLU: it needs batch_norm=True.")
+    if skips and not any(dims[l - 1] == dims[l] for l in range(2, len(dims) - 1)):
+        raise ConfigError(
+            f"skips connects hidden layers of equal width, but no hidden layer after the first is as wide "
+            f"as the one before it in dims={dims}."
+        )
 
 
 def check_init(init):
@@ -136,28 +202,45 @@ def _sigma(init, d_in):
     return float(init)
 
 
-def forward(net, X, training=True):
+def forward(net, X, training=True, rng=None):
     """The scores of the last layer, and what the backward pass needs.
 
-    X: (n, d_in) -> S: (n, K), caches: one (linear, batch norm, ReLU) triple
-    of layer caches per layer. In training mode batch normalization uses the
-    statistics of the batch; otherwise the running averages in net.running.
+    X: (n, d_in) -> S: (n, K), caches: one (linear, batch norm, ReLU,
+    dropout) quadruple of layer caches per layer (None for a layer's missing
+    parts). In training mode batch normalization uses the statistics of the
+    batch; otherwise the running averages in net.running. rng, a numpy
+    Generator, draws the dropout masks: needed in training mode when
+    net.dropout > 0, and not drawn from otherwise.
     """
+    if training and net.dropout > 0 and rng is None:
+        raise ConfigError(
+            f"This network drops hidden units in training (dropout={net.dropout}): pass rng, "
+            "a numpy Generator, to draw the dropout masks."
+        )
     p, k = net.params, net.n_layers
     caches = []
     H = X
     for l in range(1, k):
-        # With batch normalization the bias is left out: the mean
-        # subtraction would cancel it exactly.
-        S, linear_cache = linear_forward(H, p[f"W{l}"], None if net.batch_norm else p[f"b{l}"])
+        # With batch normalization right after it, the bias is left out: the
+        # mean subtraction would cancel it exactly.
+        S, linear_cache = linear_forward(H, p[f"W{l}"], p[f"b{l}"] if net.has_bias(l) else None)
+        running = None if training or not net.batch_norm else (net.running[f"mu{l}"], net.running[f"var{l}"])
         bn_cache = None
-        if net.batch_norm:
-            running = None if training else (net.running[f"mu{l}"], net.running[f"var{l}"])
-            S, bn_cache = batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"], running)
-        H, relu_cache = relu_forward(S)
-        caches.append((linear_cache, bn_cache, relu_cache))
+        if net.bn_after_relu:
+            A, relu_cache = relu_forward(S)
+            A, bn_cache = batchnorm_forward(A, p[f"gamma{l}"], p[f"beta{l}"], running)
+        else:
+            if net.batch_norm:
+                S, bn_cache = batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"], running)
+            A, relu_cache = relu_forward(S)
+        if net.has_skip(l):
+            # Before the dropout, so that the dropout acts on the sum (module docstring).
+            A = A + H
+        # At test time nothing is dropped: p = 0 is the identity.
+        H, dropout_cache = dropout_forward(A, net.dropout if training else 0.0, rng)
+        caches.append((linear_cache, bn_cache, relu_cache, dropout_cache))
     S, linear_cache = linear_forward(H, p[f"W{k}"], p[f"b{k}"])
-    caches.append((linear_cache, None, None))
+    caches.append((linear_cache, None, None, None))
     return S, caches
 
 
@@ -165,18 +248,28 @@ def backward(net, dS, caches):
     """The gradient of the loss for every parameter, from dS, its gradient at the scores.
 
     dS: (n, K) -> a dict keyed like net.params, each gradient shaped like its
-    parameter. The bias of a batch-normalized layer is not used, so its
-    gradient is zero.
+    parameter. The bias of a layer batch-normalized before its ReLU is not
+    used, so its gradient is zero.
     """
+    k = net.n_layers
     grads = {}
-    for l in range(net.n_layers, 0, -1):
-        linear_cache, bn_cache, relu_cache = caches[l - 1]
-        if relu_cache is not None:
-            dS = relu_backward(dH, relu_cache)
-        if bn_cache is not None:
-            dS, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm_backward(dS, bn_cache)
-        dH, grads[f"W{l}"], db = linear_backward(dS, linear_cache)
+    dH, grads[f"W{k}"], grads[f"b{k}"] = linear_backward(dS, caches[k - 1][0])
+    for l in range(k - 1, 0, -1):
+        linear_cache, bn_cache, relu_cache, dropout_cache = caches[l - 1]
+        dA = dropout_backward(dH, dropout_cache)
+        if net.bn_after_relu:
+            dR, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm_backward(dA, bn_cache)
+            dS = relu_backward(dR, relu_cache)
+        else:
+            dS = relu_backward(dA, relu_cache)
+            if bn_cache is not None:
+                dS, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm_backward(dS, bn_cache)
+        dH_in, grads[f"W{l}"], db = linear_backward(dS, linear_cache)
         grads[f"b{l}"] = np.zeros_like(net.params[f"b{l}"]) if db is None else db
+        if net.has_skip(l):
+            # H_{l-1} reaches the sum A_l both through the layer and directly.
+            dH_in = dH_in + dA
+        dH = dH_in
     return grads
 
 
@@ -185,36 +278,40 @@ def regularization(net, lam):
     return lam * sum(float(np.sum(W**2)) for name, W in net.params.items() if name.startswith("W"))
 
 
-def forward_backward(net, X, y, lam):
+def forward_backward(net, X, y, lam, rng=None):
     """One training-mode pass over a mini-batch: the cost and its gradient.
 
     X: (n, d_in), y: (n,) -> cost, loss, grads (keyed like net.params),
     batch_stats. The cost is the loss plus lam * sum ||W_l||^2, and grads its
     gradient, the L2 term's 2 lam W_l included. batch_stats is
     [(mu_1, var_1), ...], the batch statistics of every batch-normalized
-    layer, for update_running_stats.
+    layer, for update_running_stats. rng draws the dropout masks (see forward).
     """
-    S, caches = forward(net, X, training=True)
+    S, caches = forward(net, X, training=True, rng=rng)
     loss, loss_cache = cross_entropy_forward(S, y)
     grads = backward(net, cross_entropy_backward(1.0, loss_cache), caches)
     for l in range(1, net.n_layers + 1):
         grads[f"W{l}"] += 2 * lam * net.params[f"W{l}"]
-    batch_stats = [bn_cache[2:4] for _, bn_cache, _ in caches if bn_cache is not None]
+    batch_stats = [bn_cache[2:4] for _, bn_cache, _, _ in caches if bn_cache is not None]
     return loss + regularization(net, lam), loss, grads, batch_stats
 
 
-def cost_and_gradients(net, X, y, lam):
+def cost_and_gradients(net, X, y, lam, rng=None):
     """The cost on (X, y) in training mode and its gradient for every parameter.
 
     X: (n, d_in), y: (n,) -> cost (a float), grads keyed like net.params.
+    rng draws the dropout masks (see forward).
     """
-    cost, _, grads, _ = forward_backward(net, X, y, lam)
+    cost, _, grads, _ = forward_backward(net, X, y, lam, rng)
     return cost, grads
 
 
-def cost(net, X, y, lam):
-    """The training-mode cost alone: the loss plus lam * sum ||W_l||^2. X: (n, d_in), y: (n,)."""
-    S, _ = forward(net, X, training=True)
+def cost(net, X, y, lam, rng=None):
+    """The training-mode cost alone: the loss plus lam * sum ||W_l||^2. X: (n, d_in), y: (n,).
+
+    rng draws the dropout masks (see forward).
+    """
+    S, _ = forward(net, X, training=True, rng=rng)
     return cross_entropy_forward(S, y)[0] + regularization(net, lam)
 
 
