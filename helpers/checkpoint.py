@@ -19,7 +19,9 @@ from .errors import CheckpointError
 from .files import write_atomically
 
 FORMAT = "helpers.network"
-VERSION = 1
+VERSION = 2
+"""Version 2 adds the network's options (dropout, bn_after_relu, skips); a version 1 file has none of them on."""
+OPTIONS = {"dropout": float, "bn_after_relu": bool, "skips": bool}
 
 
 def save_network(net, path, config=None):
@@ -35,6 +37,7 @@ def save_network(net, path, config=None):
         "dims": np.array(net.dims),
         "batch_norm": np.array(net.batch_norm),
         "alpha": np.array(net.alpha),
+        **{f"option/{name}": np.array(getattr(net, name)) for name in OPTIONS},
         "config": np.array(json.dumps(config or {})),
     }
     arrays.update({f"param/{name}": p for name, p in net.params.items()})
@@ -58,7 +61,7 @@ def load_network(path):
     if arrays.get("format", np.array("")).item() != FORMAT:
         raise CheckpointError(f"{path} is not a network checkpoint of this package (no format '{FORMAT}').")
     version = int(arrays["version"])
-    if version != VERSION:
+    if version not in (1, VERSION):
         raise CheckpointError(
             f"{path} is checkpoint format version {version}; this package reads version {VERSION}."
         )
@@ -71,6 +74,7 @@ def load_network(path):
             {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("param/")},
             {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("running/")},
             float(arrays["alpha"]),
+            **{name: kind(arrays[f"option/{name}"]) for name, kind in OPTIONS.items() if version >= 2},
         )
         config = json.loads(arrays["config"].item())
     except (KeyError, ValueError, TypeError) as e:

@@ -29,7 +29,17 @@ def summarize(result, cifar):
         "data": str(cifar.folder),
         "config": result.config.to_dict(),
         "history": {**result.history, "eta": result.etas.tolist()},
+        **precise_bn_summary(result, cifar),
     }
+
+
+def precise_bn_summary(result, cifar):
+    """With PreciseBN, the test and validation accuracy of the network before it: {} otherwise."""
+    before = result.before_precise_bn
+    if before is None:
+        return {}
+    return {"before_precise_bn": {"test_accuracy": accuracy(before, cifar.test.X, cifar.test.y),
+                                  "val_accuracy": accuracy(before, cifar.val.X, cifar.val.y)}}
 
 
 def run_experiment(config, cifar, progress=True):

@@ -140,3 +140,22 @@ def test_a_checkpoint_holding_an_object_array_is_refused_and_runs_nothing(tmp_pa
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_network(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("options", [dict(dropout=0.3), dict(bn_after_relu=True), dict(skips=True)])
+def test_the_network_options_are_saved_and_loaded(tmp_path, options):
+    net = init_network([12, 6, 6, 3], seed=2, **options)
+    loaded, _ = load_network(save_network(net, tmp_path / "net.npz"))
+    assert (loaded.dropout, loaded.bn_after_relu, loaded.skips) == (net.dropout, net.bn_after_relu, net.skips)
+    X = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)
+    np.testing.assert_array_equal(predict_proba(loaded, X), predict_proba(net, X))
+
+
+def test_a_version_1_file_loads_with_every_option_off(tmp_path):
+    path = save_network(init_network([12, 6, 3], seed=2), tmp_path / "net.npz")
+    with np.load(path) as f:
+        arrays = {key: f[key] for key in f.files if not key.startswith("option/")}
+    arrays["version"] = np.array(1)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old, _ = load_network(tmp_path / "old.npz")
+    assert (old.dropout, old.bn_after_relu, old.skips) == (0.0, False, False)

@@ -11,6 +11,7 @@ import pytest
 from helpers.core import fast, layers
 from helpers.core.network import forward_backward, init_network
 from helpers.core.training import TrainConfig, textbook_step, train
+from helpers.errors import ConfigError
 from test_training import blobs
 
 NINE_LAYERS = [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]
@@ -146,3 +147,9 @@ def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
     assert fast.batch_sum(A).dtype == np.float32
     out = np.empty(5, np.float32)
     assert fast.batch_sum(A, out=out) is out
+
+
+@pytest.mark.parametrize("option", [dict(dropout=0.2), dict(bn_after_relu=True), dict(skips=True)])
+def test_the_fast_path_refuses_a_network_with_options(option):
+    with pytest.raises(ConfigError, match="textbook_step"):
+        fast.make_step(init_network([12, 6, 6, 3], **option), 0.0)

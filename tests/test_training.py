@@ -249,3 +249,36 @@ def test_the_schedule_sets_every_step_learning_rate(schedule, expected):
 def test_bad_update_rules_and_schedules_are_refused_before_training(change, match):
     with pytest.raises(ConfigError, match=match):
         training.check_config(TrainConfig(**{**TOY, **change}))
+
+
+@pytest.mark.parametrize("option", [dict(dropout=0.2), dict(bn_after_relu=True), dict(hidden=(16, 16, 16), skips=True)])
+def test_the_network_options_train_the_toy_problem_and_repeat_for_a_seed(option):
+    config = TrainConfig(**{**TOY, **option})
+    first, again = (train(config, blobs(1000), blobs(200, seed=1), progress=False) for _ in range(2))
+    assert first.history["val_accuracy"][-1] > 0.9
+    np.testing.assert_array_equal(first.net.params["W1"], again.net.params["W1"])
+    assert first.net.dropout == config.dropout and first.net.skips == config.skips
+
+
+def test_precise_bn_sets_the_statistics_to_the_mean_of_the_batches():
+    data = blobs(1000)
+    result = train(TrainConfig(**TOY, precise_bn=7), data, blobs(200, seed=1), progress=False)
+    before, after = result.before_precise_bn, result.net
+    for name in after.params:
+        np.testing.assert_array_equal(before.params[name], after.params[name])
+    rng = np.random.default_rng([0, 3])  # the generator PreciseBN uses for seed 0
+    means = []
+    for _ in range(7):
+        idx = rng.choice(1000, 20, replace=False)
+        _, _, _, stats = training.forward_backward(before, data.X[idx], data.y[idx], 0.0)
+        means.append(stats[0][0])
+    np.testing.assert_allclose(after.running["mu1"], np.mean(means, axis=0), rtol=1e-6)
+    assert not np.allclose(after.running["mu1"], before.running["mu1"])
+
+
+@pytest.mark.parametrize("change, match", [(dict(precise_bn=-1), "precise_bn"), (dict(precise_bn=True), "precise_bn"),
+                                           (dict(precise_bn=5, batch_norm=False), "needs batch_norm"),
+                                           (dict(dropout=1.0), "dropout")])
+def test_bad_network_options_are_refused_before_training(change, match):
+    with pytest.raises(ConfigError, match=match):
+        training.check_config(TrainConfig(**{**TOY, **change}))

@@ -52,6 +52,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..errors import ConfigError
 from .layers import BN_EPS
 from .network import moving_average
 
@@ -255,6 +256,9 @@ def make_step(net, lam):
     step whose loss is not finite changes nothing, so that the caller can
     stop with the network as it was.
     """
+    if net.dropout or net.bn_after_relu or net.skips:
+        raise ConfigError("The fast path trains the report's network only, without dropout, BN after the ReLU "
+                          "or skips: train this one with training.textbook_step (train() does so by itself).")
     flat = flatten_parameters(net)
     running, views = flatten(list(net.running.values()))
     net.running = dict(zip(net.running, views))  # mu1, var1, mu2, var2, ...

@@ -10,7 +10,7 @@ import copy
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from . import fast
 from .optim import check_rule, check_schedule, cyclical_eta, init_state, learning_rate, update  # noqa: F401 (cyclical_eta: re-exported for benchmarks/speed.py)
 from .network import (
     Network,
+    check_options,
     evaluate,
     forward_backward,
     init_network,
@@ -45,6 +46,12 @@ class TrainConfig:
     init: str | float = "he"
     alpha: float = 0.9
     seed: int = 0
+    dropout: float = 0.0
+    """Inverted dropout on every hidden layer's output in training, p = dropout."""
+    bn_after_relu: bool = False
+    """Batch normalization after the ReLU instead of before."""
+    skips: bool = False
+    """Skip connections between hidden layers of equal width (helpers.core.network)."""
     optimizer: str = "sgd"
     """The update rule: "sgd" (the report's), "momentum", "nesterov" or "adam" (helpers.core.optim)."""
     momentum: float = 0.9
@@ -56,6 +63,9 @@ class TrainConfig:
     step_gamma: float = 0.1
     warmup: int = 0
     """Steps of linear warm-up before the cosine schedule."""
+    precise_bn: int = 0
+    """After training, recompute BN's population statistics from this many
+    batches of n_batch training images (PreciseBN); 0: keep the running averages."""
     evals_per_cycle: int = 10
     curve_images: int | None = 10_000
     """The training curves are measured on the first curve_images training
@@ -93,6 +103,8 @@ class TrainResult:
     steps: int = 0
     train_seconds: float = 0.0
     interrupted: bool = False
+    before_precise_bn: Network | None = None
+    """The final network as trained, before PreciseBN changed its statistics (None without PreciseBN)."""
 
 
 def check_config(config, n_train=None):
@@ -120,6 +132,11 @@ def check_config(config, n_train=None):
         raise ConfigError(f"momentum must be in (0, 1), got {c.momentum}; 0.9 is usual.")
     n_s = c.n_s if c.n_s is not None else 1  # five epochs when None: known only with the data
     check_schedule(c.schedule, 2 * n_s * c.cycles, c.eta_min, c.eta_max, n_s, c.step_gamma, None, c.warmup)
+    check_options([1, *c.hidden, 1], c.batch_norm, c.dropout, c.bn_after_relu, c.skips)
+    if isinstance(c.precise_bn, bool) or not isinstance(c.precise_bn, int) or c.precise_bn < 0:
+        raise ConfigError(f"precise_bn (batches for PreciseBN) must be a whole number >= 0, got {c.precise_bn!r}.")
+    if c.precise_bn and not c.batch_norm:
+        raise ConfigError("precise_bn recomputes batch normalization's statistics: it needs batch_norm.")
     if c.curve_images is not None and c.curve_images < 1:
         raise ConfigError(f"curve_images must be >= 1 (or None for every training image), got {c.curve_images}.")
     if any(int(m) != m or m < 1 for m in c.hidden):
@@ -135,7 +152,7 @@ def copy_network(net):
     return copy.deepcopy(net)
 
 
-def textbook_step(net, X, y, eta, lam, rule=None):
+def textbook_step(net, X, y, eta, lam, rule=None, rng=None):
     """One step of mini-batch gradient descent, as the assignment writes it.
 
     X: (n, d_in), y: (n,) -> the mini-batch's loss. Each parameter moves
@@ -143,9 +160,10 @@ def textbook_step(net, X, y, eta, lam, rule=None):
     running averages of batch normalization take in the batch's statistics.
     rule: None for that plain step, or (name, state, settings) to move the
     parameters by another update rule of helpers.core.optim instead.
+    rng: the generator of the dropout masks, if the network drops units.
     A step whose loss is not finite changes nothing.
     """
-    _, loss, grads, batch_stats = forward_backward(net, X, y, lam)
+    _, loss, grads, batch_stats = forward_backward(net, X, y, lam, rng)
     if math.isfinite(loss):
         if rule is None:
             for name, param in net.params.items():
@@ -161,15 +179,18 @@ def make_step(net, config):
     """step(X, y, eta) -> loss: one training step of config's kind on net.
 
     The fast path of fast.py trains the report's network with plain SGD;
-    the textbook code of network.py trains everything (and the report's
-    network too when config.textbook is set).
+    the textbook code of network.py trains everything else (dropout, BN
+    after the ReLU, skips, other update rules), and the report's network
+    too when config.textbook is set.
     """
-    if not config.textbook and config.optimizer == "sgd":
+    options = config.dropout > 0 or config.bn_after_relu or config.skips
+    if not (config.textbook or options or config.optimizer != "sgd"):
         return fast.make_step(net, config.lam)
     rule = None
     if config.optimizer != "sgd":
         rule = (config.optimizer, init_state(config.optimizer, net.params), {"momentum": config.momentum})
-    return functools.partial(textbook_step, net, lam=config.lam, rule=rule)
+    rng = np.random.default_rng([config.seed, 2]) if config.dropout > 0 else None
+    return functools.partial(textbook_step, net, lam=config.lam, rule=rule, rng=rng)
 
 
 def train(config, train_set, val_set, progress=True):
@@ -189,7 +210,8 @@ def train(config, train_set, val_set, progress=True):
     eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
 
     dims = [X.shape[1], *config.hidden, int(max(train_set.y.max(), val_set.y.max())) + 1]
-    net = init_network(dims, config.batch_norm, config.init, config.seed, X.dtype, config.alpha)
+    net = init_network(dims, config.batch_norm, config.init, config.seed, X.dtype, config.alpha,
+                       dropout=config.dropout, bn_after_relu=config.bn_after_relu, skips=config.skips)
     result = TrainResult(net, config, n_s, history={"step": []}, etas=np.zeros(total_steps))
     # Slices of the first rows: views, no copy.
     curve_set = train_set if config.curve_images is None else Split(X[: config.curve_images], y[: config.curve_images])
@@ -227,7 +249,29 @@ def train(config, train_set, val_set, progress=True):
         batches.close()
         bar.close()
     result.etas = result.etas[: result.steps]
+    if config.precise_bn and not result.interrupted:
+        result.before_precise_bn = copy_network(net)
+        precise_bn(net, X, y, config.precise_bn, config.n_batch, np.random.default_rng([config.seed, 3]))
     return result
+
+
+def precise_bn(net, X, y, batches, n_batch, rng):
+    """PreciseBN (Wu and Johnson, 2021): batch normalization's population statistics, recomputed after training.
+
+    The running averages that test time uses mix the statistics of the
+    networks of the last few dozen steps, which were still moving, with
+    alpha = 0.9 weighting the last batches most. Here the final network
+    sees `batches` random batches of n_batch training images in training
+    mode, dropout off as at test time, and each layer's running mean and
+    variance become the mean over the batches of their batch means and
+    variances. X: (n, d), y: (n,); net.running changes in place.
+    """
+    still = replace(net, dropout=0.0)  # shares net's arrays
+    stats = [forward_backward(still, X[idx], y[idx], 0.0)[3]
+             for idx in (rng.choice(len(X), n_batch, replace=False) for _ in range(batches))]
+    for l, per_batch in enumerate(zip(*stats), start=1):
+        net.running[f"mu{l}"][...] = np.mean([mu for mu, _ in per_batch], axis=0)
+        net.running[f"var{l}"][...] = np.mean([var for _, var in per_batch], axis=0)
 
 
 def minibatches(X, y, n_batch, rng):
