@@ -28,12 +28,20 @@ from .experiments import run_experiment
 from .files import check_writable_file, check_writable_folder, write_json
 from .search import (
     RESULTS_FILE,
+    SCALES,
     SUMMARY_FILE,
+    WIDTHS,
     SearchConfig,
+    check_param,
     check_search_config,
     cores,
+    field_label,
     process_pool,
+    run_config,
     run_search,
+    searchable,
+    settle,
+    values_label,
 )
 from .seeds import check_seeds, run_seeds
 
@@ -130,27 +138,42 @@ def add_network_args(p, hidden):
 
 def add_search_command(sub):
     defaults, base = SearchConfig(), SearchConfig().base
-    p = sub.add_parser("search", help="staged random search of lambda, in parallel")
-    p.add_argument("--lam-range", type=number, nargs=2, metavar=("LOW", "HIGH"), default=list(defaults.lam_range),
-                   help="stage 1 draws lambda log-uniformly from here (default %(default)s)")
+    low, high = defaults.value_range
+    p = sub.add_parser("search", help="staged random search of lambda (or another setting), in parallel")
     p.add_argument("--coarse", type=int, default=defaults.coarse,
-                   help="lambdas drawn in stage 1 (default %(default)s)")
+                   help="values drawn in stage 1 (default %(default)s)")
     p.add_argument("--fine", type=int, default=defaults.fine,
-                   help="lambdas drawn in each later stage (default %(default)s)")
+                   help="values drawn in each later stage (default %(default)s)")
     p.add_argument("--stages", type=int, default=defaults.stages, help="(default %(default)s)")
     p.add_argument("--shrink", type=number, default=defaults.shrink,
-                   help="each stage's log10 range is this many times narrower than the last (default %(default)s)")
+                   help="each stage's range, on --scale, is this many times narrower than the last"
+                        " (default %(default)s)")
     p.add_argument("--cycles", type=int, default=defaults.cycles,
                    help="learning-rate cycles per run (default %(default)s)")
     p.add_argument("--hidden", type=int, nargs="*", default=list(base.hidden), help="hidden widths (default 50 50)")
     p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     p.add_argument("--seeds", type=int, default=defaults.seeds, metavar="K",
-                   help="train each lambda with seeds --seed, --seed + 1, ... and judge it by their mean"
+                   help="train each value with seeds --seed, --seed + 1, ... and judge it by their mean"
                         " validation accuracy; K times the runs (default %(default)s)")
     p.add_argument("--n-train", type=int, default=None, help="train on the first N images only (default: all 45,000)")
     add_executor_args(p, "runs")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
+    # What is searched comes last, its range before its scale: check_flags blames the first flag given whose
+    # default changes the complaint. --range has no default for most settings, so it would take the blame
+    # for any mistake of the flags after it; and a range that a scale refuses is the range's mistake.
+    p.add_argument("--param", default=defaults.param,
+                   help=f"the setting searched, one of {', '.join(searchable())}: a numeric field of TrainConfig,"
+                        " or every hidden layer's width (width), or every width times the value (width_scale);"
+                        " whole numbers are rounded (default %(default)s)")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--range", type=number, nargs=2, metavar=("LOW", "HIGH"),
+                       help="stage 1 draws --param from here, uniformly on --scale (lambda's default:"
+                            f" {low:g} {high:g}; other settings have none)")
+    given.add_argument("--lam-range", type=number, nargs=2, metavar=("LOW", "HIGH"),
+                       help="the same as --range, for lambda only")
+    p.add_argument("--scale", choices=SCALES, default=defaults.scale,
+                   help="draw and narrow on log10 of the values, or on the values (default %(default)s)")
     p.add_argument("--out", required=True, help="folder for runs.jsonl and summary.json; reused runs are skipped")
     p.set_defaults(run=run_search_command, parser=p)
 
@@ -487,8 +510,20 @@ def run_gradcheck(args):
 
 def search_settings(args):
     """The SearchConfig of search's flags, checked."""
+    defaults = SearchConfig()
+    base = replace(defaults.base, hidden=tuple(args.hidden), n_s=args.n_s)
+    check_param(args.param, base)  # first: an unknown setting has no range to ask for
+    if args.lam_range is not None and args.param != "lam":
+        raise ConfigError(f"--lam-range is the range of lambda; give that of {args.param} with --range LOW HIGH.")
+    value_range = args.range or args.lam_range
+    if value_range is None:
+        if args.param != "lam":
+            raise ConfigError(f"{args.param} has no default range: give one with --range LOW HIGH.")
+        value_range = defaults.value_range
     config = SearchConfig(
-        lam_range=tuple(args.lam_range),
+        param=args.param,
+        scale=args.scale,
+        value_range=tuple(value_range),
         coarse=args.coarse,
         fine=args.fine,
         stages=args.stages,
@@ -496,7 +531,7 @@ def search_settings(args):
         cycles=args.cycles,
         seed=args.seed,
         seeds=args.seeds,
-        base=replace(SearchConfig().base, hidden=tuple(args.hidden), n_s=args.n_s),
+        base=base,
         n_train=args.n_train,
     )
     check_search_config(config)
@@ -514,12 +549,16 @@ def run_search_command(args):
     if args.scheduler is None:  # a cluster's memory is its workers', not this machine's
         workers = args.workers or cores()
         n_train, n_val, n_test = data.split_sizes("report", config.n_train)
-        base = config.base
-        rows = max(base.n_batch, min(EVAL_CHUNK, n_train))
-        parts = memory_needed([data.N_FEATURES, *base.hidden, data.N_CLASSES], base.batch_norm, itemsize=4,
-                              copies=2 + config.cycles, rows=rows, images=n_train + n_val + n_test)
-        check_memory(parts, rows, f"--hidden {shown(base.hidden)} with {workers} workers",
-                     "Use fewer or narrower hidden layers, or fewer --workers.", processes=workers)
+        # At both ends of the range: a width, n_batch or cycles searched takes the most memory at one of them.
+        for value in config.value_range:
+            run = run_config(config, settle(config, value), config.seed)
+            rows = max(run.n_batch, min(EVAL_CHUNK, n_train))
+            parts = memory_needed([data.N_FEATURES, *run.hidden, data.N_CLASSES], run.batch_norm, itemsize=4,
+                                  copies=2 + run.cycles, rows=rows, images=n_train + n_val + n_test)
+            network = f"--hidden {shown(run.hidden)}" if config.param not in WIDTHS else \
+                f"--param {config.param} at {value:g} (hidden widths {shown(run.hidden)})"
+            check_memory(parts, rows, f"{network} with {workers} workers",
+                         "Use fewer or narrower hidden layers, or fewer --workers.", processes=workers)
     check_writable_folder(args.out, "--out")
 
     try:
@@ -530,20 +569,20 @@ def run_search_command(args):
             f"the search stopped: {err}. The runs finished so far are kept in {Path(args.out) / RESULTS_FILE}:"
             " fix the cause (a full disk?) and run the same command again to train only the others."
         ) from err
-    seeds = config.seeds
+    name, values, seeds = field_label(config.param), values_label(config.param), config.seeds
     if seeds > 1:
-        print(f"each lambda judged on the mean of {seeds} seeds ({config.seed} to {config.seed + seeds - 1});"
+        print(f"each {name} judged on the mean of {seeds} seeds ({config.seed} to {config.seed + seeds - 1});"
               " ± is their sample standard deviation (ddof=1)")
     for s in summary["stages"]:
-        low, high = s["lam_range"]
+        low, high = s["range"]
         best = s["best"]
-        lambdas = len(s["lams"])
-        runs = f"{lambdas} runs" if seeds == 1 else f"{lambdas * seeds} runs ({lambdas} lambdas x {seeds} seeds)"
-        print(f"stage {s['stage']}: {runs}, lambda in [{low:.3g}, {high:.3g}]:"
-              f" best lambda {best['lam']:.4g} (validation accuracy {mean_and_std(best)})")
+        drawn = len(s["values"])
+        runs = f"{drawn} runs" if seeds == 1 else f"{drawn * seeds} runs ({drawn} {values} x {seeds} seeds)"
+        print(f"stage {s['stage']}: {runs}, {name} in [{low:.3g}, {high:.3g}]:"
+              f" best {name} {best['value']:.4g} (validation accuracy {mean_and_std(best)})")
     best = summary["best"]
     means = "" if seeds == 1 else f" (means over {seeds} seeds)"
-    print(f"best lambda {best['lam']:.4g}: validation accuracy {mean_and_std(best)},"
+    print(f"best {name} {best['value']:.4g}: validation accuracy {mean_and_std(best)},"
           f" test accuracy {100 * best['test_accuracy']:.2f} %{means}")
     print(f"trained {summary['trained']} runs, reused {summary['reused']};"
           f" summary in {Path(args.out) / SUMMARY_FILE}")
@@ -551,7 +590,7 @@ def run_search_command(args):
 
 
 def mean_and_std(judged):
-    """A judged lambda's validation accuracy (helpers.search.brief): "54.12 %", or "54.12 ± 0.40 %" over seeds."""
+    """A judged value's validation accuracy (helpers.search.brief): "54.12 %", or "54.12 ± 0.40 %" over seeds."""
     if judged["val_accuracy_std"] is None:
         return f"{100 * judged['val_accuracy']:.2f} %"
     return f"{100 * judged['val_accuracy']:.2f} ± {100 * judged['val_accuracy_std']:.2f} %"

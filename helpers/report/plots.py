@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..files import write_atomically
+from ..search import field_label, neutral_summary, values_label
 from ..seeds import seed_runs
 from .summary import format_spread
 
@@ -129,36 +130,41 @@ def sensitivity_figure(runs):
 
 
 def search_figure(search, title=None):
-    """Validation accuracy against lambda (log scale), one colour per stage, a star on each stage's best.
+    """Validation accuracy against the value searched, one colour per stage, a star on each stage's best.
 
-    search: the summary of helpers.search.run_search. Each lambda is one
-    point, in the order drawn; judged on several seeds, its point is their
-    mean, with a bar of +- one standard deviation.
+    search: the summary of helpers.search.run_search, of any age (see
+    neutral_summary). Each value is one point, in the order drawn, on a log
+    or linear axis as the search drew it; judged on several seeds, its point
+    is their mean, with a bar of +- one standard deviation.
     """
+    search = neutral_summary(search)
     seeds = search["config"]["seeds"]
+    name, log = field_label(search["param"]), search["scale"] == "log"
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(7, 3.6), layout="constrained")
         ax = fig.subplots()
         for stage in search["stages"]:
-            judged = [j for j in search["per_lambda"] if j["stage"] == stage["stage"]]
-            lams = [j["lam"] for j in judged]
+            judged = [j for j in search["per_value"] if j["stage"] == stage["stage"]]
+            values = [j["value"] for j in judged]
             accuracies = [100 * j["val_accuracy"] for j in judged]
-            low, high = stage["lam_range"]
-            label = f"stage {stage['stage']}: {len(judged)} lambdas in [{low:.1e}, {high:.1e}]"
+            low, high = stage["range"]
+            bounds = f"[{low:.1e}, {high:.1e}]" if log else f"[{low:.3g}, {high:.3g}]"
+            label = f"stage {stage['stage']}: {len(judged)} {values_label(search['param'])} in {bounds}"
             if seeds > 1:
-                bars = ax.errorbar(lams, accuracies, yerr=[100 * j["val_accuracy_std"] for j in judged], fmt="o",
+                bars = ax.errorbar(values, accuracies, yerr=[100 * j["val_accuracy_std"] for j in judged], fmt="o",
                                    markersize=4, capsize=2, label=label)
                 color = bars.lines[0].get_color()
             else:
-                color = ax.scatter(lams, accuracies, s=18, label=label).get_facecolor()[0]
+                color = ax.scatter(values, accuracies, s=18, label=label).get_facecolor()[0]
             best = stage["best"]
-            ax.scatter([best["lam"]], [100 * best["val_accuracy"]], s=120, marker="*",
+            ax.scatter([best["value"]], [100 * best["val_accuracy"]], s=120, marker="*",
                        color=color, edgecolor="black", linewidth=0.6, zorder=3)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # labels at 2, 3, 4 ... x 10^k would overlap
-        ax.set_xlabel("lambda")
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labels at 2, 3, 4 ... x 10^k would overlap
+        ax.set_xlabel(name)
         ax.set_ylabel("validation accuracy (%)" if seeds == 1 else f"validation accuracy, mean of {seeds} seeds (%)")
-        ax.set_title(title or "Random search of lambda, coarse to fine (stars: the best of each stage)")
+        ax.set_title(title or f"Random search of {name}, coarse to fine (stars: the best of each stage)")
         ax.legend()
     return fig
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import write_atomically
+from ..search import field_label, neutral_summary, values_label
 from ..seeds import seed_runs
 from .tables import Table
 
@@ -212,46 +213,58 @@ def accuracy_table(runs):
 
 
 def search_table(search):
-    """The stages of a lambda search: where each drew lambda, and its best lambda.
+    """The stages of a search: where each drew the value searched, and its best value.
 
-    search: the summary of helpers.search.run_search. With several seeds per
-    lambda, the best is judged on their mean, shown +- their std.
+    search: the summary of helpers.search.run_search, of any age (see
+    neutral_summary). With several seeds per value, the best is judged on
+    their mean, shown +- their std.
     """
+    search = neutral_summary(search)
     seeds = search["config"]["seeds"]
+    name, log = field_label(search["param"]), search["scale"] == "log"
     rows = []
     for stage in search["stages"]:
-        low, high = stage["lam_range"]
+        low, high = stage["range"]
         best = stage["best"]
         rows.append([
             stage["stage"],
-            f"[{low:.2e}, {high:.2e}]",
-            len(stage["lams"]),
+            f"[{low:.2e}, {high:.2e}]" if log else f"[{low:.3g}, {high:.3g}]",
+            len(stage["values"]),
             seeds,
-            f"{best['lam']:.3g}",
+            f"{best['value']:.3g}",
             format_mean_std(best["val_accuracy"], best.get("val_accuracy_std")),
             format_value(best["test_accuracy"], "%"),
         ])
-    header = ["stage", "lambda drawn from", "lambdas", "seeds each", "best lambda", "its validation accuracy",
-              "its test accuracy"]
+    header = ["stage", f"{name} drawn from", values_label(search["param"]), "seeds each", f"best {name}",
+              "its validation accuracy", "its test accuracy"]
     return Table(header, rows)
 
 
 def search_comparison(searches):
-    """Which lambda each search picked, and how far it lies from the first search's pick.
+    """Which value each search of one setting picked, and how far it lies from the first search's pick.
 
-    searches: {label: the summary of helpers.search.run_search}. Two picks
-    are compared by their ratio: lambda matters on a log scale.
+    searches: {label: the summary of helpers.search.run_search, of any age
+    (see neutral_summary)}. Two picks are compared by their ratio on a log
+    scale (lambda matters on a log scale), by their difference on a linear one.
     """
-    first = next(iter(searches.values()))["best"]["lam"]
+    searches = {label: neutral_summary(found) for label, found in searches.items()}
+    first = next(iter(searches.values()))
+    param, log = first["param"], first["scale"] == "log"
+    name = field_label(param)
     rows = []
     for label, found in searches.items():
         best, seeds = found["best"], found["config"]["seeds"]
-        ratio = best["lam"] / first
-        rows.append([label, f"{len(found['per_lambda'])} x {seeds}", f"{best['lam']:.3g}",
+        if log:
+            ratio = best["value"] / first["best"]["value"]
+            against = "same" if ratio == 1 else f"x {ratio:.3g}"
+        else:
+            difference = best["value"] - first["best"]["value"]
+            against = "same" if difference == 0 else f"{difference:+.3g}"
+        rows.append([label, f"{len(found['per_value'])} x {seeds}", f"{best['value']:.3g}",
                      format_mean_std(best["val_accuracy"], best.get("val_accuracy_std")),
-                     format_value(best["test_accuracy"], "%"), "same" if ratio == 1 else f"x {ratio:.3g}"])
-    header = ["search", "lambdas x seeds", "best lambda", "its validation accuracy", "its test accuracy",
-              "against the first search's lambda"]
+                     format_value(best["test_accuracy"], "%"), against])
+    header = ["search", f"{values_label(param)} x seeds", f"best {name}", "its validation accuracy",
+              "its test accuracy", f"against the first search's {name}"]
     return Table(header, rows)
 
 
