@@ -22,7 +22,8 @@ from .checkpoint import save_network
 from .core import data
 from .core.gradcheck import DEFAULT_H, check_gradients, error_table
 from .core.network import EVAL_CHUNK, check_init, init_network
-from .core.training import TrainConfig, check_config
+from .core.optim import SCHEDULES, UPDATE_RULES
+from .core.training import PRESETS, TrainConfig, check_config
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
 from .files import check_writable_file, check_writable_folder, write_json
@@ -85,23 +86,46 @@ def build_parser():
     p.set_defaults(run=run_download, parser=p)
 
     defaults = TrainConfig()
-    p = sub.add_parser("train", help="train a network with the report's settings")
-    add_network_args(p, defaults.hidden)
-    p.add_argument("--lam", type=number, default=defaults.lam, help="L2 weight lambda (default %(default)s)")
-    p.add_argument("--cycles", type=int, default=defaults.cycles, help="learning-rate cycles (default %(default)s)")
-    p.add_argument("--n-batch", type=int, default=defaults.n_batch, help="mini-batch size (default %(default)s)")
-    p.add_argument("--eta-min", type=number, default=defaults.eta_min, help="(default %(default)s)")
-    p.add_argument("--eta-max", type=number, default=defaults.eta_max, help="(default %(default)s)")
-    p.add_argument("--n-s", type=int, default=None, help="steps per half cycle (default: 5 epochs)")
+    p = sub.add_parser("train", help="train a network with the report's settings",
+                       description="Every setting not given comes from --preset (default: the report's).")
+    # Every setting defaults to None, "not given": the preset fills it in, so that a flag given
+    # with a preset always wins, even when it repeats the report's value.
+    p.add_argument("--preset", choices=sorted(PRESETS), default="report",
+                   help="settings to start from: 'report' (the report's network) or 'best' (the best model"
+                        " of notebook 06); flags given override them")
+    add_network_args(p, defaults.hidden, given_only=True)
+    p.add_argument("--lam", type=number, help=f"L2 weight lambda (report: {defaults.lam})")
+    p.add_argument("--cycles", type=int, help=f"learning-rate cycles (report: {defaults.cycles})")
+    p.add_argument("--n-batch", type=int, help=f"mini-batch size (report: {defaults.n_batch})")
+    p.add_argument("--eta-min", type=number, help=f"(report: {defaults.eta_min})")
+    p.add_argument("--eta-max", type=number, help=f"(report: {defaults.eta_max})")
+    p.add_argument("--n-s", type=int, help="steps per half cycle (report: 5 epochs)")
     init = p.add_mutually_exclusive_group()
-    # default None, not "he": argparse would not see that "--init he --sigma 0.1" gives both.
-    init.add_argument("--init", choices=["he", "xavier"], help="weight initialization (default he)")
+    init.add_argument("--init", choices=["he", "xavier"], help="weight initialization (report: he)")
     init.add_argument("--sigma", type=number, help="initialize every layer with this standard deviation instead")
-    p.add_argument("--alpha", type=number, default=defaults.alpha,
-                   help="BN running-average weight (default %(default)s)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    p.add_argument("--alpha", type=number, help=f"BN running-average weight (report: {defaults.alpha})")
+    p.add_argument("--seed", type=int, help=f"(report: {defaults.seed})")
+    extra = p.add_argument_group("beyond the report (notebook 06)")
+    extra.add_argument("--dropout", type=number, help="inverted dropout on every hidden layer (report: 0)")
+    extra.add_argument("--bn-after-relu", action="store_true", default=None,
+                       help="batch normalization after the ReLU instead of before")
+    extra.add_argument("--skips", action="store_true", default=None,
+                       help="skip connections between hidden layers of equal width")
+    extra.add_argument("--optimizer", choices=UPDATE_RULES, help="update rule (report: sgd)")
+    extra.add_argument("--momentum", type=number, help=f"mu of momentum and nesterov (default {defaults.momentum})")
+    extra.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (report: cyclical)")
+    extra.add_argument("--step-gamma", type=number, help=f"decay of the step schedule (default {defaults.step_gamma})")
+    extra.add_argument("--warmup", type=int, help="warm-up steps of the cosine schedule (default 0)")
+    extra.add_argument("--flip", action="store_true", default=None, help="random horizontal flips of training images")
+    extra.add_argument("--translate", type=int, help="random translations by up to this many pixels (report: 0)")
+    extra.add_argument("--brightness", type=number, help="random brightness offsets up to this, [0, 1] scale")
+    extra.add_argument("--contrast", type=number, help="random contrast factors in 1 +- this")
+    extra.add_argument("--tta", action="store_true", default=None,
+                       help="test-time augmentation: average each image's and its mirror's softmax")
+    extra.add_argument("--precise-bn", type=int, metavar="BATCHES",
+                       help="recompute BN's statistics after training from this many batches (report: 0, off)")
     p.add_argument("--split", choices=data.SPLITS, default="report", help="data split (default report)")
-    p.add_argument("--textbook", action="store_true",
+    p.add_argument("--textbook", action="store_true", default=None,
                    help="use the plain textbook code path instead of the fast one (same math, slower)")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
@@ -129,10 +153,13 @@ def build_parser():
     return parser
 
 
-def add_network_args(p, hidden):
-    p.add_argument("--hidden", type=int, nargs="*", default=list(hidden), help="hidden widths (default 50 50)")
+def add_network_args(p, hidden, given_only=False):
+    """--hidden, --bn and --no-bn; given_only: default None ("not given") instead of the report's."""
+    p.add_argument("--hidden", type=int, nargs="*", default=None if given_only else list(hidden),
+                   help="hidden widths (report: 50 50)")
     bn = p.add_mutually_exclusive_group()
-    bn.add_argument("--bn", dest="batch_norm", action="store_true", default=True, help="batch normalization (default)")
+    bn.add_argument("--bn", dest="batch_norm", action="store_true", default=None if given_only else True,
+                    help="batch normalization (report)")
     bn.add_argument("--no-bn", dest="batch_norm", action="store_false", help="no batch normalization")
 
 
@@ -233,8 +260,16 @@ def check_flags(args, check):
             except ConfigError as other:
                 if str(other) == str(err):
                     continue
-            raise ConfigError(f"--{name.replace('_', '-')}: {err}") from None
+            raise ConfigError(f"{flag_name(args.parser, name, value)}: {err}") from None
         raise
+
+
+def flag_name(parser, dest, value):
+    """The flag of parser that set dest to value: "--no-bn", not "--batch-norm", for batch_norm=False."""
+    for action in parser._actions:
+        if action.dest == dest and action.option_strings and getattr(action, "const", value) in (value, None):
+            return action.option_strings[0]
+    return f"--{dest.replace('_', '-')}"
 
 
 def check_training(config, n_train=None):
@@ -358,23 +393,20 @@ def run_download(args):
     return 0
 
 
+TRAIN_FLAGS = ("batch_norm", "lam", "n_batch", "eta_min", "eta_max", "n_s", "cycles", "alpha", "seed", "textbook",
+               "dropout", "bn_after_relu", "skips", "optimizer", "momentum", "schedule", "step_gamma", "warmup", "flip",
+               "translate", "brightness", "contrast", "tta", "precise_bn")
+"""The flags of train named as the TrainConfig fields they set (besides --hidden, --init and --sigma)."""
+
+
 def train_settings(args):
-    """The TrainConfig of train's flags, checked against the official size of the split."""
-    defaults = TrainConfig()
-    config = TrainConfig(
-        hidden=tuple(args.hidden),
-        batch_norm=args.batch_norm,
-        lam=args.lam,
-        n_batch=args.n_batch,
-        eta_min=args.eta_min,
-        eta_max=args.eta_max,
-        n_s=args.n_s,
-        cycles=args.cycles,
-        init=args.sigma if args.sigma is not None else args.init or defaults.init,
-        alpha=args.alpha,
-        seed=args.seed,
-        textbook=args.textbook,
-    )
+    """The TrainConfig of train's flags over their --preset, checked against the official size of the split."""
+    given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
+    if args.hidden is not None:
+        given["hidden"] = tuple(args.hidden)
+    if args.sigma is not None or args.init is not None:
+        given["init"] = args.sigma if args.sigma is not None else args.init
+    config = replace(PRESETS[args.preset], **given)
     check_training(config, data.split_sizes(args.split)[0])
     check_seeds(args.seeds)
     check_workers(args.workers)

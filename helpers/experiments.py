@@ -4,6 +4,9 @@ The command line, the notebooks and the search all call `run_experiment`, so
 a run means the same thing, and is recorded the same way, wherever it is made.
 """
 
+import numpy as np
+
+from .core.augment import tta_proba
 from .core.network import accuracy
 from .core.training import ensemble_accuracy, train
 
@@ -15,9 +18,10 @@ def summarize(result, cifar):
     """
     test, val = cifar.test, cifar.val
     snapshots = result.snapshots
+    final_accuracy = tta_accuracy if result.config.tta else accuracy
     return {
-        "test_accuracy": accuracy(result.net, test.X, test.y),
-        "val_accuracy": accuracy(result.net, val.X, val.y),
+        "test_accuracy": final_accuracy(result.net, test.X, test.y),
+        "val_accuracy": final_accuracy(result.net, val.X, val.y),
         "ensemble_test_accuracy": ensemble_accuracy(snapshots, test.X, test.y) if snapshots else None,
         "snapshots": len(snapshots),
         "steps": result.steps,
@@ -30,7 +34,14 @@ def summarize(result, cifar):
         "config": result.config.to_dict(),
         "history": {**result.history, "eta": result.etas.tolist()},
         **precise_bn_summary(result, cifar),
+        **({"without_tta": {"test_accuracy": accuracy(result.net, test.X, test.y),
+                            "val_accuracy": accuracy(result.net, val.X, val.y)}} if result.config.tta else {}),
     }
+
+
+def tta_accuracy(net, X, y):
+    """The accuracy of test-time augmentation: each image's and its mirror's softmax averaged."""
+    return float(np.mean(tta_proba(net, X).argmax(axis=1) == y))
 
 
 def precise_bn_summary(result, cifar):
@@ -47,5 +58,5 @@ def run_experiment(config, cifar, progress=True):
 
     Returns (summary, result): the JSON-able summary and the full TrainResult.
     """
-    result = train(config, cifar.train, cifar.val, progress=progress)
+    result = train(config, cifar.train, cifar.val, progress=progress, mean=cifar.mean, std=cifar.std)
     return summarize(result, cifar), result

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from helpers import cli
 from helpers.checkpoint import load_network
 from helpers.core import data
 from helpers.core.network import init_network
-from helpers.core.training import TrainConfig, train
+from helpers.core.training import PRESETS, TrainConfig, train
 from helpers.report import job
 
 from conftest import WorkStarted, record_work
@@ -47,6 +48,21 @@ HUGE = ["--hidden", "100000", "100000"]
 BAD = {
     "train": [
         (["--lam", "-1"], "--lam"),
+        (["--dropout", "1"], "--dropout"),
+        (["--dropout", "-0.1"], "--dropout"),
+        (["--bn-after-relu", "--no-bn"], "--no-bn: bn_after_relu"),
+        (["--skips", "--hidden", "50", "30"], "skips connects hidden layers of equal width"),
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--optimizer", "momentum", "--momentum", "1"], "momentum must be in (0, 1)"),
+        (["--schedule", "linear"], "--schedule"),
+        (["--warmup", "10"], "--warmup"),
+        (["--translate", "-1"], "--translate"),
+        (["--translate", "40"], "--translate"),
+        (["--brightness", "1.5"], "--brightness"),
+        (["--contrast", "-1"], "--contrast"),
+        (["--precise-bn", "-2"], "--precise-bn"),
+        (["--precise-bn", "10", "--no-bn"], "--no-bn: precise_bn"),
+        (["--preset", "fastest"], "--preset"),
         (["--lam", "nan"], "--lam"),
         (["--lam", "abc"], "--lam"),
         (["--eta-min", "0"], "--eta-min"),
@@ -225,6 +241,31 @@ def test_textbook_reaches_the_training_configuration(fake_cifar, monkeypatch):
         with pytest.raises(WorkStarted):
             cli.main(["train", "--data-dir", str(fake_cifar), "--split", "small", "--n-batch", "10", *textbook])
     assert [c.textbook for c in configs] == [False, True]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], PRESETS["report"]),
+    (["--preset", "best"], PRESETS["best"]),
+    # A flag given wins over the preset, even when it repeats the report's value.
+    (["--preset", "best", "--lam", "0.005", "--no-bn", "--precise-bn", "0", "--dropout", "0"],
+     replace(PRESETS["best"], lam=0.005, batch_norm=False, dropout=0.0)),
+    (["--dropout", "0.1", "--bn-after-relu", "--optimizer", "adam", "--schedule", "cosine", "--warmup", "5",
+      "--flip", "--translate", "2", "--brightness", "0.1", "--contrast", "0.2", "--tta", "--precise-bn", "50",
+      "--hidden", "40", "40", "--skips"],
+     TrainConfig(hidden=(40, 40), dropout=0.1, bn_after_relu=True, optimizer="adam", schedule="cosine", warmup=5,
+                 flip=True, translate=2, brightness=0.1, contrast=0.2, tta=True, precise_bn=50, skips=True)),
+])
+def test_train_flags_over_a_preset_give_the_training_configuration(argv, expected, fake_cifar, monkeypatch):
+    configs = []
+
+    def capture(config, cifar):
+        configs.append(config)
+        raise WorkStarted("run_experiment")
+
+    monkeypatch.setattr(cli, "run_experiment", capture)
+    with pytest.raises(WorkStarted):
+        cli.main(["train", "--data-dir", str(fake_cifar), "--split", "small", "--n-batch", "10", *argv])
+    assert configs == [replace(expected, n_batch=10)]
 
 
 def test_a_write_failing_at_the_end_is_reported_and_the_other_output_kept(fake_cifar, tmp_path, monkeypatch, capsys):

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -282,3 +283,41 @@ def test_precise_bn_sets_the_statistics_to_the_mean_of_the_batches():
 def test_bad_network_options_are_refused_before_training(change, match):
     with pytest.raises(ConfigError, match=match):
         training.check_config(TrainConfig(**{**TOY, **change}))
+
+
+def test_augmentation_changes_the_batches_and_repeats_for_a_seed(fake_cifar):
+    cifar = load_cifar10(fake_cifar, split="small")
+    config = TrainConfig(hidden=(8,), n_batch=5, n_s=4, cycles=1, flip=True, translate=2, brightness=0.1,
+                         contrast=0.1)
+    plain = train(replace(config, flip=False, translate=0, brightness=0.0, contrast=0.0), cifar.train, cifar.val,
+                  progress=False)
+    first, again = (train(config, cifar.train, cifar.val, progress=False, mean=cifar.mean, std=cifar.std)
+                    for _ in range(2))
+    np.testing.assert_array_equal(first.net.params["W1"], again.net.params["W1"])
+    assert not np.array_equal(first.net.params["W1"], plain.net.params["W1"])
+
+
+def test_the_jitter_needs_the_data_statistics(fake_cifar):
+    cifar = load_cifar10(fake_cifar, split="small")
+    with pytest.raises(ConfigError, match="mean and std"):
+        train(TrainConfig(hidden=(8,), n_batch=5, n_s=4, cycles=1, brightness=0.1), cifar.train, cifar.val,
+              progress=False)
+
+
+@pytest.mark.parametrize("change, match", [(dict(translate=-1), "translate"), (dict(translate=32), "translate"),
+                                           (dict(brightness=1.0), "brightness"), (dict(contrast=-0.1), "contrast")])
+def test_bad_augmentation_is_refused_before_training(change, match):
+    with pytest.raises(ConfigError, match=match):
+        training.check_config(TrainConfig(**{**TOY, **change}))
+
+
+def test_with_tta_the_summary_gives_the_accuracies_with_and_without_it(fake_cifar):
+    from helpers.core.augment import tta_proba
+    from helpers.experiments import run_experiment
+
+    cifar = load_cifar10(fake_cifar, split="small")
+    summary, result = run_experiment(TrainConfig(hidden=(8,), n_batch=5, n_s=4, cycles=1, tta=True), cifar,
+                                     progress=False)
+    expected = float(np.mean(tta_proba(result.net, cifar.test.X).argmax(axis=1) == cifar.test.y))
+    assert summary["test_accuracy"] == expected
+    assert summary["without_tta"]["test_accuracy"] == accuracy(result.net, cifar.test.X, cifar.test.y)

@@ -18,6 +18,7 @@ from ..errors import ConfigError, DivergedError
 from ..progress import progress_bar
 from .data import Split
 from . import fast
+from .augment import augment
 from .optim import check_rule, check_schedule, cyclical_eta, init_state, learning_rate, update  # noqa: F401 (cyclical_eta: re-exported for benchmarks/speed.py)
 from .network import (
     Network,
@@ -63,6 +64,16 @@ class TrainConfig:
     step_gamma: float = 0.1
     warmup: int = 0
     """Steps of linear warm-up before the cosine schedule."""
+    flip: bool = False
+    """Mirror each training image left to right with probability 1/2 (helpers.core.augment)."""
+    translate: int = 0
+    """Move each training image by up to this many pixels in each direction."""
+    brightness: float = 0.0
+    """Add to each training image a random offset in [-brightness, brightness) on the [0, 1] scale."""
+    contrast: float = 0.0
+    """Scale each training image around its mean by a random factor in [1 - contrast, 1 + contrast)."""
+    tta: bool = False
+    """Test-time augmentation: the final accuracies average each image's and its mirror's softmax."""
     precise_bn: int = 0
     """After training, recompute BN's population statistics from this many
     batches of n_batch training images (PreciseBN); 0: keep the running averages."""
@@ -80,6 +91,13 @@ class TrainConfig:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         return d
+
+
+PRESETS = {
+    "report": TrainConfig(),
+    "best": TrainConfig(hidden=(1024, 512, 256), dropout=0.2, lam=0.002, flip=True, translate=3, n_s=4500, cycles=4),
+}
+"""Named configurations: the report's network, and the best model of notebook 06 (python -m helpers train --preset best)."""
 
 
 @dataclass
@@ -130,9 +148,17 @@ def check_config(config, n_train=None):
     check_rule(c.optimizer)
     if c.optimizer in ("momentum", "nesterov") and not 0 < c.momentum < 1:
         raise ConfigError(f"momentum must be in (0, 1), got {c.momentum}; 0.9 is usual.")
-    n_s = c.n_s if c.n_s is not None else 1  # five epochs when None: known only with the data
-    check_schedule(c.schedule, 2 * n_s * c.cycles, c.eta_min, c.eta_max, n_s, c.step_gamma, None, c.warmup)
+    if c.n_s is not None or n_train is not None:
+        n_s = half_cycle_steps(c, n_train)
+        check_schedule(c.schedule, 2 * n_s * c.cycles, c.eta_min, c.eta_max, n_s, c.step_gamma, None, c.warmup)
+    else:  # the run's length is known only with the data: check all but the warm-up's fit, which train() checks
+        check_schedule(c.schedule, c.warmup + 1, c.eta_min, c.eta_max, 1, c.step_gamma, None, c.warmup)
     check_options([1, *c.hidden, 1], c.batch_norm, c.dropout, c.bn_after_relu, c.skips)
+    if isinstance(c.translate, bool) or not isinstance(c.translate, int) or not 0 <= c.translate < 32:
+        raise ConfigError(f"translate (pixels) must be a whole number in 0 ... 31, got {c.translate!r}.")
+    for name in ("brightness", "contrast"):
+        if not 0 <= getattr(c, name) < 1:
+            raise ConfigError(f"{name} must be in [0, 1), got {getattr(c, name)}.")
     if isinstance(c.precise_bn, bool) or not isinstance(c.precise_bn, int) or c.precise_bn < 0:
         raise ConfigError(f"precise_bn (batches for PreciseBN) must be a whole number >= 0, got {c.precise_bn!r}.")
     if c.precise_bn and not c.batch_norm:
@@ -193,10 +219,12 @@ def make_step(net, config):
     return functools.partial(textbook_step, net, lam=config.lam, rule=rule, rng=rng)
 
 
-def train(config, train_set, val_set, progress=True):
+def train(config, train_set, val_set, progress=True, mean=None, std=None):
     """Train a network from scratch; see TrainConfig for the settings.
 
     train_set, val_set: objects with X: (n, d) and y: (n,), e.g. helpers.core.data.Split.
+    mean, std: (d,) how the images were normalized (helpers.core.data.Cifar10),
+    needed by the brightness and contrast jitter only.
     Ctrl-C stops training cleanly: the result then holds what was trained so
     far, with interrupted=True. A NaN or infinite cost raises DivergedError.
     """
@@ -219,11 +247,18 @@ def train(config, train_set, val_set, progress=True):
 
     step = make_step(net, config)
     batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
+    augmenting = config.flip or config.translate or config.brightness or config.contrast
+    if (config.brightness or config.contrast) and (mean is None or std is None):
+        raise ConfigError("The brightness and contrast jitter work on raw pixels: pass the data's mean and std.")
+    augment_rng = np.random.default_rng([config.seed, 4])
     bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
     try:
         for t in range(total_steps):
             start = time.perf_counter()
             X_batch, y_batch = next(batches)
+            if augmenting:
+                X_batch = augment(X_batch, augment_rng, config.flip, config.translate, config.brightness,
+                                  config.contrast, mean, std)
             eta = learning_rate(config.schedule, t, total_steps, config.eta_min, config.eta_max, n_s,
                                 config.step_gamma, None, config.warmup)
             loss = step(X_batch, y_batch, eta)
