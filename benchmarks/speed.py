@@ -18,7 +18,9 @@ the rounds are reported with the range of the ratios, and the best round of
 each kind: the machine is shared, and a process now and then runs at up to
 twice its usual time per step.
 It prints ms per step and the ratios, then where a step's time goes (gathering
-the batch, forward pass and loss, backward pass, update), times the full
+the batch, forward pass and loss, backward pass, update), what augmenting each
+mini-batch (helpers/core/augment.py) adds to a step of the 3-layer network,
+as a ratio to the plain step measured in the same process, times the full
 centered-difference gradient check of the report's largest case, measures the
 peak memory of one full training run (`python -m helpers train` in a child
 started first), and writes everything to benchmarks/results/speed.json.
@@ -54,6 +56,18 @@ RATIO_KEYS = ("steps", "numpy_ms_per_step", "torch_ms_per_step", "matmul_floor_m
 TARGETS = {"3-layer BN": {"numpy_over_torch": 0.65, "numpy_over_floor": 2.2},
            "9-layer BN": {"numpy_over_floor": 2.2}}
 """The targets, met by the best rounds (issue 13)."""
+AUGMENTATIONS = {
+    "flip": dict(flip=True),
+    "translate 2": dict(translate=2),
+    "translate 4": dict(translate=4),
+    "jitter": dict(brightness=0.1, contrast=0.2),
+    "flip + translate 4 + jitter": dict(flip=True, translate=4, brightness=0.1, contrast=0.2),
+}
+"""The augmentations timed on the 3-layer network, each alone and all together (issue 15)."""
+AUGMENT_TARGET = 1.15
+"""Augmenting every mini-batch may make a step at most this much slower (best blocks)."""
+AUGMENT_BLOCK = 250
+"""Steps per block: the plain loop and the augmented ones take turns, a block each."""
 
 
 def numpy_ms_per_step(config, cifar):
@@ -88,6 +102,62 @@ def numpy_phases_ms(config, cifar, steps=2000):
         clock.append(time.perf_counter())
         seconds += np.diff(clock)
     return dict(zip(PHASES, 1000 * seconds / steps))
+
+
+def augmentation_ms(config, cifar, steps):
+    """What augmenting each mini-batch adds to a step on the fast path.
+
+    The training loop (gather the batch, then fast.make_step's step) runs
+    plain and with each augmentation of AUGMENTATIONS applied to the batch
+    after the gather, `steps` steps each, in blocks of AUGMENT_BLOCK steps
+    that take turns, so that a disturbed stretch of the machine hits all of
+    them. Per kind: ms per step of the loop (median and best of its
+    blocks), ms per batch of the augmentation alone (median over its
+    blocks), and the ratio to the plain loop, the best blocks' and the
+    median of each block's ratio to the plain block just before it; what
+    it adds to a step, the best blocks' difference.
+    """
+    from helpers.core import fast
+    from helpers.core.augment import augment
+    from helpers.core.training import minibatches
+
+    X, y = cifar.train.X, cifar.train.y
+    mean, std = cifar.mean.astype(X.dtype), cifar.std.astype(X.dtype)
+    kinds = {"plain": None, **AUGMENTATIONS}
+    runs = {}
+    for kind, options in kinds.items():
+        net = init_network([X.shape[1], *config.hidden, 10], seed=config.seed, dtype=X.dtype)
+        batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
+        runs[kind] = (fast.make_step(net, config.lam), batches, np.random.default_rng([config.seed, 2]), options)
+    loop_ms = {kind: [] for kind in kinds}
+    augment_ms = {kind: [] for kind in kinds}
+    for first in range(0, steps, AUGMENT_BLOCK):
+        block = range(first, min(first + AUGMENT_BLOCK, steps))
+        for kind, (step, batches, rng, options) in runs.items():
+            augmenting = 0.0
+            start = time.perf_counter()
+            for t in block:
+                X_batch, y_batch = next(batches)
+                if options:
+                    begin = time.perf_counter()
+                    X_batch = augment(X_batch, rng, mean=mean, std=std, **options)
+                    augmenting += time.perf_counter() - begin
+                step(X_batch, y_batch, cyclical_eta(t, config.eta_min, config.eta_max, config.n_s))
+            loop_ms[kind].append(1000 * (time.perf_counter() - start) / len(block))
+            augment_ms[kind].append(1000 * augmenting / len(block))
+    plain = loop_ms["plain"]
+    out = {"steps": steps, "block_steps": AUGMENT_BLOCK, "kinds": {}}
+    for kind in kinds:
+        out["kinds"][kind] = {
+            "options": kinds[kind] or {},
+            "ms_per_step": statistics.median(loop_ms[kind]),
+            "best_block_ms_per_step": min(loop_ms[kind]),
+            "augment_ms_per_batch": statistics.median(augment_ms[kind]),
+            "added_ms_per_step": min(loop_ms[kind]) - min(plain),
+            "ratio_best_blocks": min(loop_ms[kind]) / min(plain),
+            "ratio_median_of_blocks": statistics.median(a / p for a, p in zip(loop_ms[kind], plain)),
+        }
+    return out
 
 
 def torch_ms_per_step(config, cifar, steps):
@@ -207,7 +277,7 @@ def measure_in_child(kind, hidden, steps, data_dir):
 
 def measure(kind, hidden, steps, data_dir):
     """In a child: ms per step of one kind of run ("numpy" on the fast path, "textbook", "torch",
-    "floor" or "phases")."""
+    "floor", "phases" or "augment")."""
     # Two cycles of the report's shape: n_s = 2250 for the default 9,000 steps.
     config = TrainConfig(hidden=tuple(hidden), n_s=max(1, steps // 4), cycles=2, evals_per_cycle=1)
     if kind == "floor":
@@ -218,6 +288,8 @@ def measure(kind, hidden, steps, data_dir):
         return {"ms_per_step": ms, "steps": steps}
     if kind == "phases":
         return numpy_phases_ms(config, cifar)
+    if kind == "augment":
+        return augmentation_ms(config, cifar, steps)
     import torch
 
     return {"ms_per_step": torch_ms_per_step(config, cifar, steps), "torch": torch.__version__,
@@ -242,6 +314,27 @@ def peak_memory_mb_of_training(data_dir):
     return usage.ru_maxrss / 1024
 
 
+def report_augmentation(measured):
+    """Print what augmenting each mini-batch of the 3-layer network costs; add the targets."""
+    kinds = measured["kinds"]
+    plain = kinds["plain"]
+    print(f"augmentation, 3-layer BN (one process, {measured['steps']} steps of each kind in blocks of"
+          f" {measured['block_steps']} taking turns): plain loop {plain['ms_per_step']:.3f} ms/step"
+          f" (best block {plain['best_block_ms_per_step']:.3f})")
+    measured["targets"] = {}
+    for kind, row in kinds.items():
+        if kind == "plain":
+            continue
+        met = row["ratio_best_blocks"] <= AUGMENT_TARGET
+        measured["targets"][kind] = {"target": AUGMENT_TARGET, "best_blocks": row["ratio_best_blocks"], "met": met}
+        print(f"  {kind}: augment {row['augment_ms_per_batch']:.3f} ms/batch (median), adds"
+              f" {row['added_ms_per_step']:.3f} ms/step (best blocks {row['best_block_ms_per_step']:.3f}"
+              f" against {plain['best_block_ms_per_step']:.3f});"
+              f" ratio to plain {row['ratio_best_blocks']:.2f} (best blocks; median of blocks"
+              f" {row['ratio_median_of_blocks']:.2f}), target <= {AUGMENT_TARGET}: {'met' if met else 'NOT met'}")
+    return measured
+
+
 def blas_info():
     from threadpoolctl import threadpool_info
 
@@ -256,8 +349,9 @@ def main():
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--skip-gradcheck", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-augment", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
-    parser.add_argument("--child", choices=["numpy", "textbook", "torch", "floor", "phases"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["numpy", "textbook", "torch", "floor", "phases", "augment"], help=argparse.SUPPRESS)
     parser.add_argument("--hidden", type=int, nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -304,6 +398,9 @@ def main():
         results["networks"][name]["phases_ms_per_step"] = phases
         print(f"{name}, where a step's time goes (ms per step, one run of 2,000 steps): "
               + ", ".join(f"{phase} {ms:.3f}" for phase, ms in phases.items()))
+    if not args.skip_augment:
+        results["augmentation"] = report_augmentation(
+            measure_in_child("augment", NETWORKS["3-layer BN"], args.steps, args.data_dir))
     any_round = next(iter(rounds.values()))[0]
     results["torch"], results["torch_threads"] = any_round["torch"], any_round["torch_threads"]
     print(f"PyTorch {results['torch']}, {results['torch_threads']} threads")

@@ -32,7 +32,7 @@ How each operation relates to the normalized data:
   clipped to [0, 1].
 
 The operations run in this order: jitter, flip, translate. So the border a
-translation uncovers is exactly 0, unjittered, and the contrast turns each
+translation uncovers is exactly 0, unjittered, and the contrast scales each
 image around the mean of the whole original image.
 
 The distributions, independent from image to image and from one operation
@@ -49,15 +49,15 @@ draw_augmentation draws them from the generator in that order, flips (n
 uniforms), shifts (2 n integers, every dy then every dx), contrast factors
 (n), brightness offsets (n), and nothing for an operation that is off.
 
-Speed: every option costs passes over the batch, 20 to 40 us each for 100
-images, against about 440 us for a whole step of the report's 3-layer
-network on the fast path. In that training loop (2 BLAS threads, this 2-core
-machine, `python benchmarks/speed.py`) flips add 0.09 ms per step (x 1.21),
-translations by 4 pixels 0.12 ms (x 1.27), the jitter 0.16 ms (x 1.38), and
-all three 0.34 ms (x 1.79), whose passes are a copy, the flipped rows
-reversed and put back, the shifted rows and their mask, an image mean, a
-scaling and two outer products. The comments of flip_rows and shift_images
-say what each choice gained.
+Speed: each option costs a few passes over the batch, 20 to 40 us each for
+100 images, against 440 us for a whole step of the report's 3-layer network
+on the fast path. In that training loop (`python benchmarks/speed.py`, 2
+BLAS threads on this 2-core machine, best blocks of 250 steps) flips add
+0.10 ms per step (x 1.23), translations by 4 pixels 0.13 ms (x 1.29), the
+jitter 0.19 ms (x 1.44), and all three 0.36 ms (x 1.82): an image mean, a
+scaling and two outer products for the jitter, the flipped rows reversed
+and put back, the shifted rows and their mask. The comments of flip_rows
+and shift_images say what each choice gained over the alternatives.
 """
 
 from dataclasses import dataclass
