@@ -56,3 +56,41 @@ def test_a_missing_run_is_a_key_error(missing):
     runs = {k: v for k, v in RUNS.items() if k != missing}
     with pytest.raises(KeyError):
         gains_text(runs, CHANGES)
+
+
+def test_the_runs_of_a_seeds_json_are_read_and_a_missing_file_names_its_command(tmp_path):
+    import json
+
+    from helpers.errors import HelpersError
+    from helpers.report.ablation import read_seed_runs
+
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"seeds": [0, 1], "summaries": [{"test_accuracy": 0.6}, {"test_accuracy": 0.61}]}))
+    assert read_seed_runs(path) == [{"test_accuracy": 0.6}, {"test_accuracy": 0.61}]
+    with pytest.raises(HelpersError, match="--preset best --seeds 3"):
+        read_seed_runs(tmp_path / "missing.json")
+
+
+def test_every_change_of_the_notebook_is_a_valid_training_configuration():
+    from helpers.core.training import check_config
+    from helpers.report.ablation import CHANGES
+
+    for config in ablation_configs(TrainConfig(), CHANGES).values():
+        check_config(config)
+
+
+def test_the_best_model_trains_short_in_quick_mode_and_is_read_from_its_file_in_full_mode(tmp_path, monkeypatch):
+    from conftest import write_fake_cifar
+    from helpers.core.data import load_cifar10
+    from helpers.report import ablation
+    from helpers.report.settings import notebook_settings
+
+    cifar = load_cifar10(write_fake_cifar(tmp_path / "data", n_per_batch=100), split="small")
+    quick = notebook_settings(quick=True, cache=tmp_path / "cache", environ={})
+    runs = ablation.best_model_runs(quick, cifar, quick.cache)
+    assert [run["config"]["seed"] for run in runs] == [0, 1]
+    assert runs[0]["config"]["hidden"] == list(ablation.PRESETS["best"].hidden) and runs[0]["steps"] == 200
+    monkeypatch.setattr(ablation, "BEST_MODEL_FILE", tmp_path / "best.json")
+    (tmp_path / "best.json").write_text('{"summaries": [{"test_accuracy": 0.6}]}')
+    full = notebook_settings(quick=False, cache=tmp_path / "cache", environ={})
+    assert ablation.best_model_runs(full, cifar, full.cache) == [{"test_accuracy": 0.6}]

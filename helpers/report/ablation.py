@@ -8,10 +8,16 @@ and the time per run. `gains_text` turns the measured table into the
 paragraph the exercise asks for: which changes gave the largest gains.
 """
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
+from ..core.training import PRESETS, TrainConfig
+from ..errors import HelpersError
+from .cache import cached_seeds
+from .settings import FIGURES_DIR
 from .summary import format_spread
 from .tables import Table
 from .verdicts import ALPHA, format_p, welch
@@ -105,3 +111,52 @@ def gains_text(runs, changes):
 def join(items):
     items = list(items)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+CHANGES = (
+    change("wider [200, 100]", hidden=(200, 100)),
+    change("dropout 0.2", dropout=0.2),
+    change("flips", flip=True),
+    change("translations by 2 pixels", translate=2),
+    change("BN after the ReLU", bn_after_relu=True),
+    change("PreciseBN", precise_bn=100),
+    change("mirror TTA", tta=True),
+)
+"""The changes of notebook 06's ablation, cheap enough to train over seeds in the main job; the order in which they are added up."""
+
+
+def best_settings():
+    """(field, value) of every setting in which PRESETS["best"] differs from the report's network."""
+    report, best = TrainConfig().to_dict(), PRESETS["best"].to_dict()
+    return [(name, value) for name, value in best.items() if value != report[name]]
+
+
+BEST_MODEL_FILE = FIGURES_DIR / "06_best_model.json"
+"""The best model over 3 seeds, as `python -m helpers train --preset best --seeds 3 --json` writes it."""
+
+
+def best_model_runs(settings, cifar, cache_dir):
+    """The best model's runs for notebook 06: [summary] per seed.
+
+    In full mode they are read from BEST_MODEL_FILE, which its own command
+    makes (the main job could not train them in time). In quick mode the
+    best model's settings train for one short cycle on cifar, 2 seeds, so
+    that CI runs the same cells.
+    """
+    if not settings.quick:
+        return read_seed_runs(BEST_MODEL_FILE)
+    quick = replace(PRESETS["best"], n_s=settings.n_s, cycles=1)
+    return cached_seeds({"best": quick}, cifar, settings.seeds, cache_dir)["best"]
+
+
+def read_seed_runs(path):
+    """The summaries of a run over seeds written by `python -m helpers train --seeds N --json path`.
+
+    Returns [summary] * N. A missing file is an error that names the command which makes it.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())["summaries"]
+    except FileNotFoundError:
+        raise HelpersError(f"{path} is missing: make it with `python -m helpers train --preset best --seeds 3 "
+                           f"--json {path}` (about 15 minutes per seed).") from None
