@@ -473,20 +473,24 @@ def cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def process_pool(workers=None, blas_threads=1):
+def process_pool(workers=None, blas_threads=None):
     """A pool of `workers` processes (default: one per core), each limited to blas_threads BLAS threads.
 
-    One BLAS thread each: a run multiplies matrices of a few hundred thousand
-    entries, which a second BLAS thread speeds up only about 1.2 times, while
-    a second process trains a second run at full speed (see
-    benchmarks/search_speedup.py). Workers are spawned, not forked: a fresh
-    interpreter inherits no threads, locks or loaded data from the parent.
+    blas_threads defaults to the workers' share of the cores: one each for
+    one worker per core. One BLAS thread each: a run of the report's network
+    multiplies matrices of a few hundred thousand entries, which a second
+    BLAS thread speeds up only about 1.2 times, while a second process
+    trains a second run at full speed (see benchmarks/search_speedup.py).
+    A single worker (--workers 1) gets every core, for runs wide enough to
+    use them. Workers are spawned, not forked: a fresh interpreter inherits
+    no threads, locks or loaded data from the parent.
     """
+    workers = workers or cores()
     return ProcessPoolExecutor(
-        workers or cores(),
+        workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=init_pool_worker,
-        initargs=(blas_threads,),
+        initargs=(blas_threads or max(1, cores() // workers),),
     )
 
 

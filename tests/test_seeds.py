@@ -224,3 +224,18 @@ def test_good_seeds_flags_reach_the_seeds(work, tmp_path):
 def test_run_seeds_refuses_a_bad_number_of_seeds_before_any_work(seeds):
     with pytest.raises(ConfigError, match="seeds"):
         run_seeds(CONFIG, seeds, executor=object(), progress=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_worker_of_a_pool_gets_its_share_of_the_cores_as_blas_threads(workers):
+    from helpers.search import cores
+
+    with process_pool(workers) as pool:
+        threads = set(pool.map(blas_threads_of_worker, range(4)))
+    assert threads == {max(1, cores() // workers)}
+
+
+def blas_threads_of_worker(_):
+    from helpers.search import blas_threads
+
+    return blas_threads()

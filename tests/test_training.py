@@ -8,7 +8,8 @@ from helpers.core import optim, training
 from helpers.core.data import load_cifar10
 from helpers.errors import ConfigError, DivergedError
 from helpers.core.network import accuracy, evaluate
-from helpers.core.training import TrainConfig, cyclical_eta, ensemble_accuracy, train
+from helpers.core.optim import cyclical_eta
+from helpers.core.training import TrainConfig, ensemble_accuracy, train
 
 
 def blobs(n, d=20, k=4, seed=0):

@@ -19,7 +19,7 @@ from ..progress import progress_bar
 from .data import Split
 from . import fast
 from .augment import augment
-from .optim import check_rule, check_schedule, cyclical_eta, init_state, learning_rate, update  # noqa: F401 (cyclical_eta: re-exported for benchmarks/speed.py)
+from .optim import check_rule, check_schedule, init_state, learning_rate, update
 from .network import (
     Network,
     check_options,
@@ -60,7 +60,7 @@ class TrainConfig:
     schedule: str = "cyclical"
     """The learning rate: "cyclical" (the report's triangle), "step" (eta_max times
     step_gamma every n_s steps) or "cosine" (from eta_max down to eta_min). Every
-    schedule runs for 2 n_s cycles steps and snapshots every 2 n_s steps."""
+    schedule runs for 2 n_s x cycles steps and snapshots every 2 n_s steps."""
     step_gamma: float = 0.1
     warmup: int = 0
     """Steps of linear warm-up before the cosine schedule."""
