@@ -94,3 +94,9 @@ def test_the_best_model_trains_short_in_quick_mode_and_is_read_from_its_file_in_
     (tmp_path / "best.json").write_text('{"summaries": [{"test_accuracy": 0.6}]}')
     full = notebook_settings(quick=False, cache=tmp_path / "cache", environ={})
     assert ablation.best_model_runs(full, cifar, full.cache) == [{"test_accuracy": 0.6}]
+
+
+def test_names_keep_their_capitals_at_the_start_of_a_sentence():
+    changes = (change("BN after the ReLU", bn_after_relu=True),)
+    runs = {"base": seeds(0.53, 0.531, 0.532), "+ BN after the ReLU": seeds(0.531, 0.529, 0.532)}
+    assert "BN after the ReLU made no difference" in gains_text(runs, changes)

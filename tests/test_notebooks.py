@@ -26,9 +26,11 @@ FIGURES = {
     "03_nine_layer": ["03_nine_layer_curves"],
     "04_lambda_search": ["04_lambda_search", "04_lambda_search_averaged", "04_final_model_curves"],
     "05_init_sensitivity": ["05_init_sensitivity"],
+    "06_beyond_the_report": ["06_best_model_curves"],
 }
-COMPARED = [notebook for notebook in FIGURES if notebook != "00_batch_norm_layer"]
-"""The notebooks that end with the report's numbers beside ours (the report gives none for the layer alone)."""
+COMPARED = [notebook for notebook in FIGURES if notebook not in ("00_batch_norm_layer", "06_beyond_the_report")]
+"""The notebooks that end with the report's numbers beside ours (the report gives none for the layer alone,
+nor for the bonus exercise)."""
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
@@ -37,7 +39,7 @@ def cells(notebook):
     return [(c.cell_type, c.source.strip(), c.metadata.get("tags", [])) for c in notebook.cells]
 
 
-def test_there_are_the_six_notebooks():
+def test_there_are_the_seven_notebooks():
     assert [p.stem for p in NOTEBOOKS] == list(FIGURES)
 
 
@@ -136,6 +138,16 @@ def test_the_report_conclusions_are_tested_with_a_verdict_each(quick_run, notebo
     assert all(re.search(r"\| p [=<] [0-9.e-]+ \| (confirmed|contradicted|not confirmed|refuted|not refuted)", row)
                for row in rows)
     assert table.startswith("2 seeds per setting")
+
+
+def test_the_ablation_has_its_rows_and_the_paragraph_written_from_them(quick_run):
+    root, _ = quick_run
+    executed = nbformat.read(root / "executed" / "06_beyond_the_report.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    (table,) = [o["data"]["text/markdown"] for o in outputs if "| gain over base" in o.get("data", {}).get("text/markdown", "")]
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2 + 14  # header, rule, 14 runs
+    (text,) = [o["text"] for o in outputs if o.output_type == "stream" and "All the changes together" in o["text"]]
+    assert "points over the base" in text
 
 
 @pytest.mark.parametrize("notebook", ["04_lambda_search", "05_init_sensitivity"])

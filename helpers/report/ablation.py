@@ -100,12 +100,17 @@ def gains_text(runs, changes):
     if helped:
         sentences.append("Alone on the report's network, the largest gains came from " + join(helped) + ".")
     if neutral:
-        sentences.append(join(neutral).capitalize() + " made no difference the seeds could tell from noise.")
+        sentences.append(capitalized(join(neutral)) + " made no difference the seeds could tell from noise.")
     if hurt:
         sentences.append("Alone, " + join(hurt) + " lowered the accuracy.")
     sentences.append(f"All the changes together ({best_label}) reach {format_spread(best)}, "
                      f"{100 * gain['difference']:+.2f} points over the base.")
     return " ".join(sentences)
+
+
+def capitalized(text):
+    """text with its first letter upper case and the rest as it was (str.capitalize lowers "BN")."""
+    return text[:1].upper() + text[1:]
 
 
 def join(items):

@@ -185,6 +185,10 @@ def test_accuracies(runs):
     return [run["test_accuracy"] for run in seed_runs(runs)]
 
 
+def plural(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def accuracy_table(runs):
     """Our runs side by side: test accuracy of the final model and of the snapshot ensemble, and more.
 
@@ -201,7 +205,7 @@ def accuracy_table(runs):
             label,
             len(seeded),
             format_spread([run["test_accuracy"] for run in seeded]),
-            "-" if None in ensembles else f"{format_spread(ensembles)} ({first['snapshots']} snapshots)",
+            "-" if None in ensembles else f"{format_spread(ensembles)} ({plural(first['snapshots'], 'snapshot')})",
             format_spread([run["val_accuracy"] for run in seeded]),
             f"{first['steps']:,}",
             f"{first['n_train']:,}",

@@ -479,3 +479,12 @@ def shown_value(case, status, readout):
     if found and math.isclose(float(found.group(1)), float(readout), rel_tol=0.06):
         return found.group(1)
     return None
+
+
+def test_the_bonus_exercise_notebook_runs_without_error(page):
+    name = "06_beyond_the_report"
+    with screenshot_on_failure(page, name):
+        open_notebook(page, name)
+        run_all_cells(page, name)
+        images = shown_images(page.page.locator(".jp-OutputArea-output img"))
+        assert len(images) == 1, f"{name}: expected the best model's figure, found {len(images)} images"
