@@ -230,11 +230,11 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     """
     X, y = train_set.X, train_set.y
     n_train = len(X)
-    check_config(config, n_train)
+    check_config(config, n_train)  # with n_train, the schedule is checked over the run's real length
+    if (config.brightness or config.contrast) and (mean is None or std is None):
+        raise ConfigError("The brightness and contrast jitter work on raw pixels: pass the data's mean and std.")
     n_s = half_cycle_steps(config, n_train)
     total_steps = 2 * n_s * config.cycles
-    check_schedule(config.schedule, total_steps, config.eta_min, config.eta_max, n_s, config.step_gamma, None,
-                   config.warmup)
     eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
 
     dims = [X.shape[1], *config.hidden, int(max(train_set.y.max(), val_set.y.max())) + 1]
@@ -248,8 +248,6 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     step = make_step(net, config)
     batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
     augmenting = config.flip or config.translate or config.brightness or config.contrast
-    if (config.brightness or config.contrast) and (mean is None or std is None):
-        raise ConfigError("The brightness and contrast jitter work on raw pixels: pass the data's mean and std.")
     augment_rng = np.random.default_rng([config.seed, 4])
     bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
     try:
