@@ -19,7 +19,7 @@ each kind: the machine is shared, and a process now and then runs at up to
 twice its usual time per step.
 It prints ms per step and the ratios, then where a step's time goes (gathering
 the batch, forward pass and loss, backward pass, update), what augmenting each
-mini-batch (helpers/core/augment.py) adds to a step of the 3-layer network,
+mini-batch (as train() does it) adds to a step of the 3-layer network,
 as a ratio to the plain step measured in the same process, times the full
 centered-difference gradient check of the report's largest case, measures the
 peak memory of one full training run (`python -m helpers train` in a child
@@ -61,6 +61,7 @@ AUGMENTATIONS = {
     "flip": dict(flip=True),
     "translate 2": dict(translate=2),
     "translate 4": dict(translate=4),
+    "flip + translate 2 (the best model's)": dict(flip=True, translate=2),
     "jitter": dict(brightness=0.1, contrast=0.2),
     "flip + translate 4 + jitter": dict(flip=True, translate=4, brightness=0.1, contrast=0.2),
 }
@@ -106,54 +107,58 @@ def numpy_phases_ms(config, cifar, steps=2000):
 
 
 def augmentation_ms(config, cifar, steps):
-    """What augmenting each mini-batch adds to a step on the fast path.
+    """What augmenting each mini-batch adds to a step, as train() does it.
 
-    The training loop (gather the batch, then fast.make_step's step) runs
-    plain and with each augmentation of AUGMENTATIONS applied to the batch
-    after the gather, `steps` steps each, in blocks of AUGMENT_BLOCK steps
-    that take turns, so that a disturbed stretch of the machine hits all of
-    them. Per kind: ms per step of the loop (median and best of its
-    blocks), ms per batch of the augmentation alone (median over its
+    The training loop (the next batch of training.training_batches, then
+    fast.make_step's step) runs plain and with each augmentation of
+    AUGMENTATIONS, `steps` steps each, in blocks of AUGMENT_BLOCK steps that
+    take turns, so that a disturbed stretch of the machine hits all of them.
+    Flips and translations come from the fast path's augmented_minibatches,
+    the jitter from augment() on the gathered batch. Per kind: the one-off
+    set-up (the first batch: augmented_minibatches copies the training set
+    then), ms per step of the loop (median and best of its blocks), ms per
+    batch of getting the batch (gather and augmentation; median over its
     blocks), and the ratio to the plain loop, the best blocks' and the
-    median of each block's ratio to the plain block just before it; what
-    it adds to a step, the best blocks' difference.
+    median of each block's ratio to the plain block just before it; what it
+    adds to a step, the best blocks' difference.
     """
     from helpers.core import fast
-    from helpers.core.augment import augment
-    from helpers.core.training import minibatches
+    from helpers.core.training import training_batches
 
     X, y = cifar.train.X, cifar.train.y
     mean, std = cifar.mean.astype(X.dtype), cifar.std.astype(X.dtype)
-    kinds = {"plain": None, **AUGMENTATIONS}
-    runs = {}
+    kinds = {"plain": {}, **AUGMENTATIONS}
+    runs, setup_seconds = {}, {}
     for kind, options in kinds.items():
         net = init_network([X.shape[1], *config.hidden, 10], seed=config.seed, dtype=X.dtype)
-        batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
-        runs[kind] = (fast.make_step(net, config.lam), batches, np.random.default_rng([config.seed, 2]), options)
+        batches = training_batches(replace(config, **options), X, y, mean, std)
+        begin = time.perf_counter()
+        next(batches)
+        setup_seconds[kind] = time.perf_counter() - begin
+        runs[kind] = (fast.make_step(net, config.lam), batches)
     loop_ms = {kind: [] for kind in kinds}
-    augment_ms = {kind: [] for kind in kinds}
+    batch_ms = {kind: [] for kind in kinds}
     for first in range(0, steps, AUGMENT_BLOCK):
         block = range(first, min(first + AUGMENT_BLOCK, steps))
-        for kind, (step, batches, rng, options) in runs.items():
-            augmenting = 0.0
+        for kind, (step, batches) in runs.items():
+            batching = 0.0
             start = time.perf_counter()
             for t in block:
+                begin = time.perf_counter()
                 X_batch, y_batch = next(batches)
-                if options:
-                    begin = time.perf_counter()
-                    X_batch = augment(X_batch, rng, mean=mean, std=std, **options)
-                    augmenting += time.perf_counter() - begin
+                batching += time.perf_counter() - begin
                 step(X_batch, y_batch, cyclical_eta(t, config.eta_min, config.eta_max, config.n_s))
             loop_ms[kind].append(1000 * (time.perf_counter() - start) / len(block))
-            augment_ms[kind].append(1000 * augmenting / len(block))
+            batch_ms[kind].append(1000 * batching / len(block))
     plain = loop_ms["plain"]
     out = {"steps": steps, "block_steps": AUGMENT_BLOCK, "kinds": {}}
     for kind in kinds:
         out["kinds"][kind] = {
-            "options": kinds[kind] or {},
+            "options": kinds[kind],
+            "setup_seconds": setup_seconds[kind],
             "ms_per_step": statistics.median(loop_ms[kind]),
             "best_block_ms_per_step": min(loop_ms[kind]),
-            "augment_ms_per_batch": statistics.median(augment_ms[kind]),
+            "batch_ms": statistics.median(batch_ms[kind]),
             "added_ms_per_step": min(loop_ms[kind]) - min(plain),
             "ratio_best_blocks": min(loop_ms[kind]) / min(plain),
             "ratio_median_of_blocks": statistics.median(a / p for a, p in zip(loop_ms[kind], plain)),
@@ -328,7 +333,8 @@ def report_augmentation(measured):
             continue
         met = row["ratio_best_blocks"] <= AUGMENT_TARGET
         measured["targets"][kind] = {"target": AUGMENT_TARGET, "best_blocks": row["ratio_best_blocks"], "met": met}
-        print(f"  {kind}: augment {row['augment_ms_per_batch']:.3f} ms/batch (median), adds"
+        print(f"  {kind}: batch {row['batch_ms']:.3f} ms (median; plain {plain['batch_ms']:.3f}), set-up"
+              f" {row['setup_seconds']:.2f} s, adds"
               f" {row['added_ms_per_step']:.3f} ms/step (best blocks {row['best_block_ms_per_step']:.3f}"
               f" against {plain['best_block_ms_per_step']:.3f});"
               f" ratio to plain {row['ratio_best_blocks']:.2f} (best blocks; median of blocks"

@@ -8,7 +8,8 @@ and they train the same history.
 import numpy as np
 import pytest
 
-from helpers.core import fast, layers
+from helpers.core import fast, layers, training
+from helpers.core.augment import augment
 from helpers.core.network import forward_backward, init_network
 from helpers.core.training import TrainConfig, textbook_step, train
 from helpers.errors import ConfigError
@@ -153,3 +154,30 @@ def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
 def test_the_fast_path_refuses_a_network_with_options(option):
     with pytest.raises(ConfigError, match="textbook_step"):
         fast.make_step(init_network([12, 6, 6, 3], **option), 0.0)
+
+
+@pytest.mark.parametrize("flip, translate", [(True, 0), (False, 2), (True, 4)])
+def test_augmented_batches_equal_augment_of_the_gathered_batch(flip, translate):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((23, 3072)).astype(np.float32), rng.integers(0, 10, 23)
+    order = training.batch_indices(len(X), 5, np.random.default_rng(1))
+    batches = fast.augmented_minibatches(X, y, order, np.random.default_rng(2), flip, translate)
+    plain_order, plain_rng = training.batch_indices(len(X), 5, np.random.default_rng(1)), np.random.default_rng(2)
+    for _ in range(12):  # three epochs: the first and last images are moved across the buffer's margins too
+        X_batch, y_batch = next(batches)
+        idx = next(plain_order)
+        np.testing.assert_array_equal(X_batch, augment(X[idx], plain_rng, flip, translate))
+        np.testing.assert_array_equal(y_batch, y[idx])
+        assert X_batch.dtype == X.dtype and X_batch.shape == (5, 3072)
+
+
+@pytest.mark.parametrize("options", [dict(flip=True, translate=2), dict(translate=1), dict()])
+def test_training_batches_are_the_same_on_both_paths(options):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 3072)).astype(np.float32), rng.integers(0, 10, 40)
+    fast_batches = training.training_batches(TrainConfig(n_batch=8, **options), X, y)
+    textbook_batches = training.training_batches(TrainConfig(n_batch=8, textbook=True, **options), X, y)
+    for _ in range(10):
+        (Xf, yf), (Xt, yt) = next(fast_batches), next(textbook_batches)
+        np.testing.assert_array_equal(Xf, Xt)
+        np.testing.assert_array_equal(yf, yt)

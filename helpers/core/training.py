@@ -246,17 +246,12 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     record(result, 0, curve_set, val_set)
 
     step = make_step(net, config)
-    batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
-    augmenting = config.flip or config.translate or config.brightness or config.contrast
-    augment_rng = np.random.default_rng([config.seed, 4])
+    batches = training_batches(config, X, y, mean, std)
     bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
     try:
         for t in range(total_steps):
             start = time.perf_counter()
             X_batch, y_batch = next(batches)
-            if augmenting:
-                X_batch = augment(X_batch, augment_rng, config.flip, config.translate, config.brightness,
-                                  config.contrast, mean, std)
             eta = learning_rate(config.schedule, t, total_steps, config.eta_min, config.eta_max, n_s,
                                 config.step_gamma, None, config.warmup)
             loss = step(X_batch, y_batch, eta)
@@ -307,19 +302,46 @@ def precise_bn(net, X, y, batches, n_batch, rng):
         net.running[f"var{l}"][...] = np.mean([var for _, var in per_batch], axis=0)
 
 
+def training_batches(config, X, y, mean=None, std=None):
+    """The run's mini-batches, augmented as config says: (X_batch, y_batch) pairs without end.
+
+    X: (n, d), y: (n,); mean, std: (d,), for the jitter. The order comes from
+    the generator [seed, 1], the augmentation's draws from [seed, 4]. Flips
+    and translations alone are gathered by the fast path's
+    augmented_minibatches, which gives the same batches in fewer passes;
+    TrainConfig.textbook, or the jitter, augments each gathered batch with
+    augment(), as written in augment.py.
+    """
+    order = batch_indices(len(X), config.n_batch, np.random.default_rng([config.seed, 1]))
+    augment_rng = np.random.default_rng([config.seed, 4])
+    jitter = config.brightness or config.contrast
+    if not (config.flip or config.translate or jitter):
+        return ((X[idx], y[idx]) for idx in order)
+    if not (config.textbook or jitter):
+        return fast.augmented_minibatches(X, y, order, augment_rng, config.flip, config.translate)
+    return ((augment(X[idx], augment_rng, config.flip, config.translate, config.brightness, config.contrast,
+                     mean, std), y[idx]) for idx in order)
+
+
 def minibatches(X, y, n_batch, rng):
     """(X_batch, y_batch) pairs without end: epoch after epoch, each in a new random order.
 
-    X: (n, d), y: (n,) -> X_batch: (n_batch, d), y_batch: (n_batch,). An epoch
-    is n // n_batch batches; the last n % n_batch images of its order sit that
-    epoch out. Each batch is gathered from a permutation of the indices,
-    never by shuffling (copying) the whole data set.
+    X: (n, d), y: (n,) -> X_batch: (n_batch, d), y_batch: (n_batch,); see batch_indices.
+    """
+    return ((X[idx], y[idx]) for idx in batch_indices(len(X), n_batch, rng))
+
+
+def batch_indices(n, n_batch, rng):
+    """The indices of each mini-batch, without end: epoch after epoch, each in a new random order.
+
+    An epoch is n // n_batch batches of n_batch indices; the last n % n_batch
+    images of its order sit that epoch out. Each batch is gathered from a
+    permutation of the indices, never by shuffling (copying) the whole data set.
     """
     while True:
-        order = rng.permutation(len(X))
-        for j in range(len(X) // n_batch):
-            idx = order[j * n_batch : (j + 1) * n_batch]
-            yield X[idx], y[idx]
+        order = rng.permutation(n)
+        for j in range(n // n_batch):
+            yield order[j * n_batch : (j + 1) * n_batch]
 
 
 def record(result, step, train_set, val_set):
