@@ -45,12 +45,38 @@ def tta_accuracy(net, X, y):
 
 
 def precise_bn_summary(result, cifar):
-    """With PreciseBN, the test and validation accuracy of the network before it: {} otherwise."""
+    """With PreciseBN, the test and validation accuracy of the network before it: {} otherwise.
+
+    With TTA too, also that network's accuracies with TTA ("tta_test_accuracy",
+    "tta_val_accuracy"), so that one run gives all four evaluations.
+    """
     before = result.before_precise_bn
     if before is None:
         return {}
-    return {"before_precise_bn": {"test_accuracy": accuracy(before, cifar.test.X, cifar.test.y),
-                                  "val_accuracy": accuracy(before, cifar.val.X, cifar.val.y)}}
+    test, val = cifar.test, cifar.val
+    accuracies = {"test_accuracy": accuracy(before, test.X, test.y), "val_accuracy": accuracy(before, val.X, val.y)}
+    if result.config.tta:
+        accuracies.update(tta_test_accuracy=tta_accuracy(before, test.X, test.y),
+                          tta_val_accuracy=tta_accuracy(before, val.X, val.y))
+    return {"before_precise_bn": accuracies}
+
+
+def evaluated(summary, precise_bn, tta):
+    """The test and validation accuracy of a run as evaluated with or without PreciseBN and TTA.
+
+    summary: of a run whose config has at least the evaluations asked for
+    (PreciseBN, TTA). -> {"test_accuracy": ..., "val_accuracy": ...}
+    """
+    config = summary["config"]
+    if (precise_bn and not config["precise_bn"]) or (tta and not config["tta"]):
+        raise ValueError(f"A run with precise_bn={config['precise_bn']}, tta={config['tta']} cannot be "
+                         f"evaluated with precise_bn={precise_bn}, tta={tta}.")
+    if config["precise_bn"] and not precise_bn:
+        before = summary["before_precise_bn"]
+        prefix = "tta_" if tta else ""
+        return {part: before[f"{prefix}{part}"] for part in ("test_accuracy", "val_accuracy")}
+    source = summary["without_tta"] if config["tta"] and not tta else summary
+    return {part: source[part] for part in ("test_accuracy", "val_accuracy")}
 
 
 def run_experiment(config, cifar, progress=True):

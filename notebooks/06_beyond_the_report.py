@@ -30,7 +30,9 @@
 # network (n_s = 2250, two cycles), then the changes added one by one, each
 # over 3 seeds (2 in quick mode), in parallel, one per core: the table gives
 # the test accuracy as mean ± std, the gain over the report's network with
-# Welch's t-test, and the training time per run.
+# Welch's t-test, and the training time per run. PreciseBN and mirror TTA
+# change only how a trained network is evaluated, so their rows read their
+# accuracy from the training of the row they add to (`ablation.ablation_runs`).
 
 # %% tags=["parameters"]
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
@@ -40,7 +42,6 @@ CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 # %%
 # %matplotlib inline
 from helpers.report import ablation, plots, summary
-from helpers.report.cache import cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 from helpers.core.training import PRESETS, TrainConfig
@@ -52,7 +53,7 @@ SEEDS = 2 if QUICK else 3  # per row of the ablation
 # %%
 cifar = load_cifar10(split="report", n_train=settings.n_train)
 configs = ablation.ablation_configs(TrainConfig(n_s=settings.n_s), ablation.CHANGES)
-runs = cached_seeds(configs, cifar, SEEDS, CACHE)
+runs = ablation.ablation_runs(configs, cifar, SEEDS, CACHE)
 ablation.ablation_table(runs)
 
 # %% [markdown]

@@ -1,5 +1,7 @@
 """The ablation of notebook 06: its runs, its table, and the paragraph written from it."""
 
+from dataclasses import replace
+
 import pytest
 
 from helpers.core.training import TrainConfig
@@ -100,3 +102,43 @@ def test_names_keep_their_capitals_at_the_start_of_a_sentence():
     changes = (change("BN after the ReLU", bn_after_relu=True),)
     runs = {"base": seeds(0.53, 0.531, 0.532), "+ BN after the ReLU": seeds(0.531, 0.529, 0.532)}
     assert "BN after the ReLU made no difference" in gains_text(runs, changes)
+
+
+def test_rows_that_differ_only_in_evaluation_share_one_training_and_read_their_own(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import write_fake_cifar
+    from helpers.core.data import load_cifar10
+    from helpers.core.network import accuracy
+    from helpers.core.training import train
+    from helpers.experiments import tta_accuracy
+    from helpers.report import ablation
+
+    cifar = load_cifar10(write_fake_cifar(tmp_path / "data", n_per_batch=100), split="small")
+    base = TrainConfig(hidden=(8,), n_batch=10, n_s=3, cycles=1, evals_per_cycle=1)
+    changes = (ablation.change("wider", hidden=(12,)), ablation.change("PreciseBN", precise_bn=4),
+               ablation.change("TTA", tta=True))
+    configs = ablation.ablation_configs(base, changes)
+    with ThreadPoolExecutor(2) as threads:
+        runs = ablation.ablation_runs(configs, cifar, 2, tmp_path / "cache", threads)
+    assert list(runs) == list(configs)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2 * 2  # the base and the wider network, 2 seeds each
+    for label, config in configs.items():
+        for seed, run in enumerate(runs[label]):
+            assert run["config"]["precise_bn"] == config.precise_bn and run["config"]["tta"] == config.tta
+            # Each row's accuracy is that of its own evaluation, computed here from scratch.
+            result = train(replace(config, seed=seed), cifar.train, cifar.val, progress=False)
+            final = tta_accuracy if config.tta else accuracy
+            assert run["test_accuracy"] == final(result.net, cifar.test.X, cifar.test.y)
+            assert run["val_accuracy"] == final(result.net, cifar.val.X, cifar.val.y)
+    assert runs["+ PreciseBN"][0]["train_seconds"] == runs["base"][0]["train_seconds"]
+
+
+def test_a_run_cannot_be_evaluated_with_what_it_did_not_compute():
+    from helpers.experiments import evaluated
+
+    run = {"config": {"precise_bn": 0, "tta": True}, "test_accuracy": 0.5, "val_accuracy": 0.4,
+           "without_tta": {"test_accuracy": 0.45, "val_accuracy": 0.35}}
+    assert evaluated(run, False, False) == {"test_accuracy": 0.45, "val_accuracy": 0.35}
+    assert evaluated(run, False, True) == {"test_accuracy": 0.5, "val_accuracy": 0.4}
+    with pytest.raises(ValueError, match="precise_bn=True"):
+        evaluated(run, True, False)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.training import PRESETS, TrainConfig
 from ..errors import HelpersError
+from ..experiments import evaluated
 from .cache import cached_seeds
 from .settings import FIGURES_DIR
 from .summary import format_spread
@@ -55,6 +56,41 @@ def ablation_configs(base, changes):
         if i > 0:
             configs["base + " + " + ".join(x.name for x in changes[: i + 1])] = config
     return configs
+
+
+def ablation_runs(configs, cifar, seeds, cache_dir, executor=None):
+    """The runs of an ablation over seeds: {label: [summary] * seeds}, each network trained once.
+
+    configs: {label: TrainConfig}, e.g. ablation_configs(...). PreciseBN and
+    TTA change only how a trained network is evaluated, so the configs that
+    differ in nothing else share one training, run with both, and each of
+    them reads its own evaluation from it (experiments.evaluated): in the
+    report's ablation that is 4 trainings fewer per seed, one of the base and
+    one of the wide network. Those trainings go through cached_seeds
+    together. A label's summaries are the shared run's, with the accuracies
+    and the config of its own evaluation.
+    """
+    shared = {}  # the training's config as JSON -> [that config, PreciseBN batches, TTA]
+    for config in configs.values():
+        training = replace(config, precise_bn=0, tta=False)
+        entry = shared.setdefault(key_of(training), [training, 0, False])
+        if config.precise_bn and entry[1] and config.precise_bn != entry[1]:
+            raise ValueError(f"Two rows of {training} ask for PreciseBN over {entry[1]} and "
+                             f"{config.precise_bn} batches: one training can give only one of them.")
+        entry[1], entry[2] = config.precise_bn or entry[1], entry[2] or config.tta
+    trained = cached_seeds({key: replace(training, precise_bn=precise_bn, tta=tta)
+                            for key, (training, precise_bn, tta) in shared.items()}, cifar, seeds, cache_dir, executor)
+    runs = {}
+    for label, config in configs.items():
+        seeded = trained[key_of(replace(config, precise_bn=0, tta=False))]
+        runs[label] = [{**run, **evaluated(run, config.precise_bn > 0, config.tta),
+                        "config": {**run["config"], "precise_bn": config.precise_bn, "tta": config.tta}}
+                       for run in seeded]
+    return runs
+
+
+def key_of(config):
+    return json.dumps(config.to_dict(), sort_keys=True)
 
 
 def ablation_table(runs):
