@@ -144,6 +144,11 @@ def build_parser():
     p.add_argument("--method", choices=["centered", "forward"], default="centered")
     p.add_argument("--h", type=number, default=DEFAULT_H, help="finite-difference step (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    options = p.add_argument_group("the network's options (notebook 06)")
+    options.add_argument("--dropout", type=number, default=0.0,
+                         help="inverted dropout, the masks fixed by --seed for the whole check (default 0)")
+    options.add_argument("--bn-after-relu", action="store_true", help="batch normalization after the ReLU")
+    options.add_argument("--skips", action="store_true", help="skip connections between hidden layers of equal width")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
     p.set_defaults(run=run_gradcheck, parser=p)
@@ -494,7 +499,8 @@ def train_seeds(args, config):
 
 def gradcheck_settings(args):
     """Refuse gradcheck's flags: the network's settings as for training, then the data it takes."""
-    check_training(TrainConfig(hidden=tuple(args.hidden), batch_norm=args.batch_norm, lam=args.lam, seed=args.seed))
+    check_training(TrainConfig(hidden=tuple(args.hidden), batch_norm=args.batch_norm, lam=args.lam, seed=args.seed,
+                               dropout=args.dropout, bn_after_relu=args.bn_after_relu, skips=args.skips))
     n_images = data.split_sizes("small")[0]
     if not 1 <= args.n <= n_images:
         raise ConfigError(f"n (training images used) must be between 1 and {n_images}, got {args.n}.")
@@ -518,12 +524,15 @@ def run_gradcheck(args):
     if args.n > len(cifar.train.X):
         raise ConfigError(f"--n is at most {len(cifar.train.X)}, the training images in {cifar.folder}.")
     X, y = cifar.train.X[: args.n, : args.dim], cifar.train.y[: args.n]
-    net = init_network(dims, args.batch_norm, "he", args.seed, np.float64)
+    net = init_network(dims, args.batch_norm, "he", args.seed, np.float64, dropout=args.dropout,
+                       bn_after_relu=args.bn_after_relu, skips=args.skips)
     start = time.perf_counter()
-    report = check_gradients(net, X, y, args.lam, h=args.h, method=args.method)
+    report = check_gradients(net, X, y, args.lam, h=args.h, method=args.method, dropout_seed=args.seed)
     total = time.perf_counter() - start
+    options = [f"dropout {args.dropout}"] * (args.dropout > 0) + ["BN after the ReLU"] * args.bn_after_relu \
+        + ["skips"] * args.skips
     print(f"{args.method} differences, h = {args.h}, n = {args.n}, dim = {args.dim}, hidden {args.hidden},"
-          f" {'BN' if args.batch_norm else 'no BN'}, lambda {args.lam}")
+          f" {'BN' if args.batch_norm else 'no BN'}, lambda {args.lam}" + "".join(f", {o}" for o in options))
     print(error_table(report["errors"]))
     print(f"max relative error {report['max_relative_error']:.2e}; {total:.2f} s")
     if args.json:

@@ -97,6 +97,9 @@ BAD = {
         (["--json", "{out}", "--save", "{out}"], "--json and --save"),
     ],
     "gradcheck": [
+        (["--dropout", "1"], "--dropout"),
+        (["--skips", "--hidden", "10", "20"], "skips connects hidden layers of equal width"),
+        (["--bn-after-relu", "--no-bn"], "bn_after_relu moves batch normalization after the ReLU: it needs"),
         (["--n", "0"], "--n"),
         (["--n", "10001"], "--n"),
         (["--dim", "0"], "--dim"),

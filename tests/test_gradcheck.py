@@ -128,6 +128,15 @@ def test_command_line_gradcheck_on_cifar(cifar_dir, tmp_path, capsys):
     assert result["seconds"] > 0
 
 
+def test_command_line_gradcheck_of_the_networks_options(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "gc.json"
+    code = main(["gradcheck", "--data-dir", str(cifar_dir), "--dim", "30", "--n", "20", "--hidden", "10", "10",
+                 "--dropout", "0.3", "--bn-after-relu", "--skips", "--json", str(out)])
+    assert code == 0
+    assert "dropout 0.3, BN after the ReLU, skips" in capsys.readouterr().out
+    assert json.loads(out.read_text())["max_relative_error"] <= 1e-7
+
+
 def test_a_relu_kink_within_reach_of_the_step_is_handled():
     """A ReLU input 3e-7 from zero: a step of 1e-6 crosses the kink, so the
     check must shrink the step for the entries that do, and still agree."""
