@@ -1,4 +1,5 @@
 """Fixtures shared by the tests: the real CIFAR-10 folder and small fake copies of it."""
+import os
 import pickle
 from pathlib import Path
 
@@ -12,6 +13,21 @@ from helpers.errors import DataError
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
 BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+@pytest.fixture(autouse=True)
+def unchanged_environment():
+    """Put os.environ back after every test.
+
+    Dask's nanny leaves MALLOC_TRIM_THRESHOLD_=65536 in the environment of
+    the process that starts a LocalCluster; every process pool the later
+    tests start would inherit it and train more slowly (helpers/dask/worker.yaml).
+    """
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

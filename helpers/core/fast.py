@@ -261,7 +261,7 @@ def make_step(net, lam):
     step whose loss is not finite changes nothing, so that the caller can
     stop with the network as it was.
     """
-    if net.dropout or net.bn_after_relu or net.skips:
+    if net.has_options:
         raise ConfigError("The fast path trains the report's network only, without dropout, BN after the ReLU "
                           "or skips: train this one with training.textbook_step (train() does so by itself).")
     flat = flatten_parameters(net)

@@ -121,6 +121,11 @@ class Network:
     def dtype(self):
         return self.params["W1"].dtype
 
+    @property
+    def has_options(self) -> bool:
+        """Whether any of dropout, bn_after_relu and skips is on (the fast path trains only networks without)."""
+        return self.dropout > 0 or self.bn_after_relu or self.skips
+
     def has_bias(self, l) -> bool:
         """Whether layer l adds its bias: not when BN follows its linear map and cancels it."""
         return not (self.batch_norm and not self.bn_after_relu and l < self.n_layers)

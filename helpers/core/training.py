@@ -209,8 +209,7 @@ def make_step(net, config):
     after the ReLU, skips, other update rules), and the report's network
     too when config.textbook is set.
     """
-    options = config.dropout > 0 or config.bn_after_relu or config.skips
-    if not (config.textbook or options or config.optimizer != "sgd"):
+    if not (config.textbook or net.has_options or config.optimizer != "sgd"):
         return fast.make_step(net, config.lam)
     rule = None
     if config.optimizer != "sgd":
