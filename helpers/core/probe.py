@@ -34,6 +34,8 @@ and for every layer l (1 <= l <= k), the last included:
     update_ratio         ||W_l after - W_l before||_F / ||W_l before||_F for
                          the training step that just happened, whatever the
                          update rule; None at step 0, where no step happened
+The forward and backward passes are in the network's dtype; the means,
+standard deviations, norms and histograms of their arrays in float64.
 
 The histograms are of the ReLU's input, not of H_l: they show both sides of
 the ReLU's threshold, where H_l's histogram would be a spike at zero holding
@@ -99,12 +101,12 @@ def layer_stats(net, X, y, lam, rng=None, before=None):
         _, bn_cache, relu_input, _ = caches[l - 1]
         pre, post = layer_values(net, l, bn_cache, relu_input)
         H = caches[l][0][0]  # layer l's output is layer l + 1's input
-        stats["pre_mean"].append(float(pre.mean()))
-        stats["pre_std"].append(float(pre.std()))
+        stats["pre_mean"].append(mean(pre))
+        stats["pre_std"].append(std(pre))
         if post is not None:
-            stats["post_mean"].append(float(post.mean()))
-            stats["post_std"].append(float(post.std()))
-        stats["act_std"].append(float(H.std()))
+            stats["post_mean"].append(mean(post))
+            stats["post_std"].append(std(post))
+        stats["act_std"].append(std(H))
         # A unit outputs zero exactly where its ReLU's input is <= 0.
         stats["dead"].append(float(np.all(relu_input <= 0, axis=0).mean()))
         counts, edges = histogram(relu_input)
@@ -112,11 +114,29 @@ def layer_stats(net, X, y, lam, rng=None, before=None):
         stats["hist_edges"].append(edges)
     if not net.batch_norm:
         stats["post_mean"] = stats["post_std"] = None
-    stats["grad_norm"] = [float(np.linalg.norm(grads[f"W{l}"])) for l in range(1, k + 1)]
+    stats["grad_norm"] = [norm(grads[f"W{l}"]) for l in range(1, k + 1)]
     stats["update_ratio"] = None if before is None else [
-        float(np.linalg.norm(net.params[f"W{l}"] - W) / np.linalg.norm(W)) for l, W in enumerate(before, start=1)
+        norm(net.params[f"W{l}"] - W) / norm(W) for l, W in enumerate(before, start=1)
     ]
     return stats
+
+
+# The reductions are in float64: in a float32 network without BN at sigma =
+# 1e-4, the deep layers' values are 1e-20 and below, and their squares would
+# underflow to 0 in float32.
+
+
+def mean(A):
+    return float(A.mean(dtype=np.float64))
+
+
+def std(A):
+    return float(A.std(dtype=np.float64))
+
+
+def norm(A):
+    """The Frobenius norm of A."""
+    return float(np.linalg.norm(A.astype(np.float64, copy=False)))
 
 
 def layer_values(net, l, bn_cache, relu_input):
@@ -135,6 +155,7 @@ def layer_values(net, l, bn_cache, relu_input):
 
 def histogram(values, bins=HISTOGRAM_BINS):
     """values: any array -> counts (bins ints), edges (bins + 1 floats) over [-r, r], r = max |value| (or 1)."""
+    values = values.astype(np.float64, copy=False)  # edges below float32's smallest normal number stay exact
     r = float(np.abs(values).max()) or 1.0
     counts, edges = np.histogram(values, bins=bins, range=(-r, r))
     return counts.tolist(), edges.tolist()
