@@ -315,5 +315,9 @@ def test_the_layer_stats_benchmark_runs_and_its_ratios_add_up(cifar_dir, tmp_pat
         assert len(row["seconds_without"]) == len(row["seconds_with"]) == 2
         assert min(row["seconds_without"] + row["seconds_with"]) > 0
         assert row["ratio"] == pytest.approx(np.median(row["seconds_with"]) / np.median(row["seconds_without"]))
+        assert row["best_ratio"] == pytest.approx(min(row["seconds_with"]) / min(row["seconds_without"]))
+        assert row["stats_alone_ms_per_evaluation"] > 0
+        assert row["stats_alone_share"] == pytest.approx(
+            row["evaluations"] * row["stats_alone_ms_per_evaluation"] / (1000 * min(row["seconds_without"])))
         assert row["evaluations"] == 11
         assert f"ratio {row['ratio']:.3f}" in printed

@@ -115,7 +115,7 @@ def lambda_explorer(cifar, base_config, cache_dir=cache.DEFAULT_CACHE_DIR, lam=1
 
 
 class HistogramScrubber:
-    """A slider over the evaluations of runs trained with layer_stats, and every hidden layer's histogram at the chosen one.
+    """A slider over the evaluations of runs trained with layer_stats, and their histograms at the chosen one.
 
     runs: {label: summary}, as layer_plots.histogram_figure takes them; the
     slider goes up to the last evaluation that every run has. After each
