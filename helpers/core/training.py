@@ -125,8 +125,8 @@ class TrainResult:
             "grad_norm": [[float per layer 1 .. k] per evaluation];
             "update_ratio": the same, None for step 0 (and for the
                 evaluation that Ctrl-C adds);
-            "hist_counts": [[[HISTOGRAM_BINS ints] per hidden layer] per
-                evaluation], "hist_edges": the same with HISTOGRAM_BINS + 1
+            "hist_counts": [[[40 ints (probe.HISTOGRAM_BINS)] per hidden
+                layer] per evaluation]; "hist_edges": the same with 41
                 floats, each histogram over its own range [-r, r].
     etas: (steps,) the learning rate used at every update step.
     snapshots: copies of the network each time eta came back to eta_min.
