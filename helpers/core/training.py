@@ -350,10 +350,10 @@ def record(result, step, train_set, val_set, probe_set=None, before=None):
     """Append the test-time cost, loss and accuracy on both sets to the history.
 
     train_set: the training images the curves are measured on (see TrainConfig.curve_images).
-    probe_set: the probe batch of TrainConfig.layer_stats, or None: then
-    history["layers"] takes the statistics of helpers.core.probe too, with
-    the update ratio of the step just made when `before` holds the weights
-    from before it (probe.weights).
+    probe_set: the probe batch of TrainConfig.layer_stats (None without it).
+    Given, history["layers"] takes the statistics of helpers.core.probe too,
+    with the update ratio of the step just made when `before` holds the
+    weights from before it (probe.weights).
     """
     h = result.history
     h["step"].append(step)
