@@ -53,10 +53,8 @@ def short_config(n_train, n_batch=100, **fields):
 
 
 def schedule_note(n_train):
-    """How the short runs were trained, for titles: "one cycle of 2 epochs (900 steps of 100 images)"."""
-    config = short_config(n_train)
-    return (f"one cycle of {2 * HALF_CYCLE_EPOCHS} epochs of {n_train:,} images "
-            f"({2 * config.n_s:,} steps at n_batch {config.n_batch})")
+    """How the short runs were trained, for titles: "one cycle of 2 epochs of 45,000 images"."""
+    return f"one cycle of {2 * HALF_CYCLE_EPOCHS} epochs of {n_train:,} images"
 
 
 def sweep_configs(n_train):

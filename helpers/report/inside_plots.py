@@ -49,7 +49,8 @@ def sweep_figure(runs, note):
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("sigma of every layer's initial weights")
         ax.set_ylabel(f"test accuracy, mean ± std of {seeds} seeds (%)")
-        ax.set_title(f"Test accuracy against the initial weight scale; {note}")
+        steps = next(iter(runs.values()))[0]["steps"]
+        ax.set_title(f"Test accuracy against the initial weight scale\n{note} ({steps:,} steps)")
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
@@ -86,7 +87,7 @@ def batch_size_figure(runs, note):
             ax.set_xticks(n_batch, [str(n) for n in n_batch])
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("n_batch (training, and test batches for batch statistics)")
-        fig.suptitle(f"3-layer [50, 50], He init.; each n_batch trained for the same epochs: {note}")
+        fig.suptitle(f"3-layer [50, 50], He init., the report's learning rates; every n_batch trained for {note}")
     return fig
 
 
