@@ -127,6 +127,9 @@ def build_parser():
     p.add_argument("--split", choices=data.SPLITS, default="report", help="data split (default report)")
     p.add_argument("--textbook", action="store_true", default=None,
                    help="use the plain textbook code path instead of the fast one (same math, slower)")
+    p.add_argument("--layer-stats", action="store_true", default=None,
+                   help='also record per-layer statistics at every evaluation'
+                        ' (history["layers"] of the --json summary)')
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--save", help="save the trained network to this .npz checkpoint (one seed only)")
@@ -395,7 +398,7 @@ def run_download(args):
 
 TRAIN_FLAGS = ("batch_norm", "lam", "n_batch", "eta_min", "eta_max", "n_s", "cycles", "alpha", "seed", "textbook",
                "dropout", "bn_after_relu", "skips", "optimizer", "momentum", "schedule", "step_gamma", "warmup", "flip",
-               "translate", "brightness", "contrast", "tta", "precise_bn")
+               "translate", "brightness", "contrast", "tta", "precise_bn", "layer_stats")
 """The flags of train named as the TrainConfig fields they set (besides --hidden, --init and --sigma)."""
 
 

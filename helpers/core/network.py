@@ -75,6 +75,7 @@ __all__ = [
     "init_network",
     "forward",
     "forward_backward",
+    "loss_and_gradients",
     "cost_and_gradients",
     "evaluate",
     "predict_proba",
@@ -288,12 +289,24 @@ def forward_backward(net, X, y, lam, rng=None):
     layer, for update_running_stats. rng draws the dropout masks (see forward).
     """
     S, caches = forward(net, X, training=True, rng=rng)
+    loss, grads = loss_and_gradients(net, S, caches, y, lam)
+    batch_stats = [bn_cache[2:4] for _, bn_cache, _, _ in caches if bn_cache is not None]
+    return loss + regularization(net, lam), loss, grads, batch_stats
+
+
+def loss_and_gradients(net, S, caches, y, lam):
+    """The loss of a training-mode forward pass, and the gradient of the cost.
+
+    S: (n, K), caches: from forward(net, X, training=True); y: (n,) -> loss
+    (a float), grads keyed like net.params, the L2 term's 2 lam W_l included.
+    Kept apart from forward_backward for helpers.core.probe, which also reads
+    the forward pass's caches.
+    """
     loss, loss_cache = cross_entropy_forward(S, y)
     grads = backward(net, cross_entropy_backward(1.0, loss_cache), caches)
     for l in range(1, net.n_layers + 1):
         grads[f"W{l}"] += 2 * lam * net.params[f"W{l}"]
-    batch_stats = [bn_cache[2:4] for _, bn_cache, _, _ in caches if bn_cache is not None]
-    return loss + regularization(net, lam), loss, grads, batch_stats
+    return loss, grads
 
 
 def cost_and_gradients(net, X, y, lam, rng=None):

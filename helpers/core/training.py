@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConfigError, DivergedError
 from ..progress import progress_bar
 from .data import Split
-from . import fast
+from . import fast, probe
 from .augment import augment
 from .optim import check_rule, check_schedule, init_state, learning_rate, update
 from .network import (
@@ -83,6 +83,12 @@ class TrainConfig:
     images (None: all). CIFAR-10's images come in random order, so these are
     a fixed random sample; measuring all 45,000 ten times per cycle would
     cost half as much as the training itself."""
+    layer_stats: bool = False
+    """At every evaluation, also measure what each layer does to a fixed probe
+    batch (the first n_batch training images): its scores before and after
+    BN, its output, its dead units, its gradient and its last update, kept
+    in history["layers"] (see TrainResult and helpers.core.probe). Training
+    itself is unchanged, bit for bit."""
     textbook: bool = False
     """Train with the plain code of layers.py and network.py instead of the
     fast path of fast.py: the same math, slower."""
@@ -108,6 +114,20 @@ class TrainResult:
         "<set>_accuracy", one entry per evaluation (at step 0, then
         evals_per_cycle times per cycle); "train" on the first
         config.curve_images training images.
+        With config.layer_stats, also "layers": a dict of plain lists, one
+        entry per evaluation, measured on the probe batch (helpers.core.probe
+        says what each is):
+            "step": [t, ...], the same as history["step"];
+            "pre_mean", "pre_std", "act_std", "dead": [[float per hidden
+                layer 1 .. k-1] per evaluation];
+            "post_mean", "post_std": the same with BN; without BN, None
+                (JSON null) for every evaluation;
+            "grad_norm": [[float per layer 1 .. k] per evaluation];
+            "update_ratio": the same, None for step 0 (and for the
+                evaluation that Ctrl-C adds);
+            "hist_counts": [[[HISTOGRAM_BINS ints] per hidden layer] per
+                evaluation], "hist_edges": the same with HISTOGRAM_BINS + 1
+                floats, each histogram over its own range [-r, r].
     etas: (steps,) the learning rate used at every update step.
     snapshots: copies of the network each time eta came back to eta_min.
     """
@@ -243,7 +263,8 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     result = TrainResult(net, config, n_s, history={"step": []}, etas=np.zeros(total_steps))
     # Slices of the first rows: views, no copy.
     curve_set = train_set if config.curve_images is None else Split(X[: config.curve_images], y[: config.curve_images])
-    record(result, 0, curve_set, val_set)
+    probe_set = Split(X[: config.n_batch], y[: config.n_batch]) if config.layer_stats else None
+    record(result, 0, curve_set, val_set, probe_set)
 
     step = make_step(net, config)
     batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
@@ -252,6 +273,9 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     bar = progress_bar(total_steps, progress, desc="training", unit="step", mininterval=0.5)
     try:
         for t in range(total_steps):
+            evaluating = (t + 1) % eval_every == 0 or t + 1 == total_steps
+            # The update ratio needs the weights before the step; copied only before an evaluation, untimed.
+            before = probe.weights(net) if probe_set is not None and evaluating else None
             start = time.perf_counter()
             X_batch, y_batch = next(batches)
             if augmenting:
@@ -270,14 +294,14 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
             result.train_seconds += time.perf_counter() - start
             if result.steps % (2 * n_s) == 0:
                 result.snapshots.append(copy_network(net))
-            if result.steps % eval_every == 0 or result.steps == total_steps:
-                record(result, result.steps, curve_set, val_set)
+            if evaluating:
+                record(result, result.steps, curve_set, val_set, probe_set, before)
                 bar.set_postfix(cost=f"{result.history['train_cost'][-1]:.3f}")
             bar.update(1)
     except KeyboardInterrupt:
         result.interrupted = True
         if result.history["step"][-1] != result.steps:
-            record(result, result.steps, curve_set, val_set)
+            record(result, result.steps, curve_set, val_set, probe_set)
     finally:
         batches.close()
         bar.close()
@@ -322,16 +346,26 @@ def minibatches(X, y, n_batch, rng):
             yield X[idx], y[idx]
 
 
-def record(result, step, train_set, val_set):
+def record(result, step, train_set, val_set, probe_set=None, before=None):
     """Append the test-time cost, loss and accuracy on both sets to the history.
 
     train_set: the training images the curves are measured on (see TrainConfig.curve_images).
+    probe_set: the probe batch of TrainConfig.layer_stats, or None: then
+    history["layers"] takes the statistics of helpers.core.probe too, with
+    the update ratio of the step just made when `before` holds the weights
+    from before it (probe.weights).
     """
     h = result.history
     h["step"].append(step)
     for name, s in (("train", train_set), ("val", val_set)):
         for key, value in evaluate(result.net, s.X, s.y, result.config.lam).items():
             h.setdefault(f"{name}_{key}", []).append(value)
+    if probe_set is not None:
+        c = result.config
+        # Dropout masks of the probe's own, the same at every evaluation: the training's stream is untouched.
+        rng = np.random.default_rng([c.seed, 5]) if c.dropout > 0 else None
+        stats = probe.layer_stats(result.net, probe_set.X, probe_set.y, c.lam, rng, before)
+        probe.append(h.setdefault("layers", {}), step, stats)
 
 
 def ensemble_proba(nets, X):

@@ -1,4 +1,5 @@
-"""Sliders that train a model, or recall it from the cache, and plot its curves.
+"""Sliders that train a model, or recall it from the cache, and plot its curves;
+and a slider that scrubs through the histograms of runs already made.
 
 An Explorer is a row of controls, a status line, an area for the progress
 bar and one for the figure. When a control is released (continuous_update is
@@ -17,6 +18,7 @@ from dataclasses import replace
 import ipywidgets as widgets
 
 from . import cache
+from . import layer_plots
 from . import plots
 from ..errors import HelpersError
 
@@ -110,3 +112,35 @@ def lambda_explorer(cifar, base_config, cache_dir=cache.DEFAULT_CACHE_DIR, lam=1
         cifar,
         cache_dir,
     )
+
+
+class HistogramScrubber:
+    """A slider over the evaluations of runs trained with layer_stats, and their histograms at the chosen one.
+
+    runs: {label: summary}, as layer_plots.histogram_figure takes them; the
+    slider goes up to the last evaluation that every run has. After each
+    update, figure is the last Figure drawn.
+    """
+
+    def __init__(self, runs):
+        n = min(len(layers["step"]) for layers in layer_plots.layer_histories(runs).values())
+        self.runs = runs
+        self.slider = widgets.IntSlider(value=0, min=0, max=n - 1, description="evaluation", continuous_update=False)
+        self.output = widgets.Output()
+        self.figure = None
+        self.box = widgets.VBox([self.slider, self.output])
+        self.slider.observe(self.update, names="value")
+        self.update()
+
+    def update(self, change=None):
+        """Draw the histograms of the slider's evaluation. change: from observe, unused."""
+        self.figure = layer_plots.histogram_figure(self.runs, self.slider.value)
+        show_figure(self.output, self.figure)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.box._repr_mimebundle_(**kwargs)
+
+
+def histogram_scrubber(runs):
+    """Scrub through training: the histograms of runs ({label: summary with history["layers"]}) at each evaluation."""
+    return HistogramScrubber(runs)
