@@ -29,6 +29,9 @@
 # 3. **What the network learned**: the report's 3-layer BN network, its
 #    first layer's weights as images, its confusion matrix, its most
 #    confident mistakes.
+# 4. **Each layer during training**: the scale of every layer's output, its
+#    gradient and its updates, with and without BN, and a paragraph on why a
+#    small sigma fails without BN, written from them.
 #
 # The sweeps train short runs, one cycle of two epochs (each title says so),
 # 2 seeds per setting, in parallel, one per core; the report's network of
@@ -43,7 +46,7 @@ CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 
 # %%
 # %matplotlib inline
-from helpers.report import inside, inside_plots, plots
+from helpers.report import inside, inside_plots, layer_plots, plots, widgets
 from helpers.report.cache import cached_network, cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
@@ -133,3 +136,63 @@ fig = inside_plots.mistakes_figure(inside.to_images(cifar.test.X[wrong], cifar.m
                                    cifar.class_names)
 plots.save_figure(fig, "07_confident_mistakes", FIGURES)
 fig
+
+# %% [markdown]
+# ## 4. Each layer during training
+#
+# The 3-layer network at sigma 1e-1, 1e-3 and 1e-4, and the 9-layer network
+# with He initialization, without and with BN, on the short schedule, one
+# seed each, trained with `TrainConfig(layer_stats=True)`: at every
+# evaluation (11 per run) each layer's statistics are measured on a fixed
+# probe batch, the first n_batch training images (`helpers/core/probe.py`).
+# Each panel is one run, each line one layer, from the first (dark) to the
+# last (light); the y-axes are logarithmic and shared.
+
+# %%
+traced = cached_seeds(inside.layer_stats_configs(n_train), cifar, 1, CACHE)
+three, nine = inside.traced_runs(traced, "3-layer"), inside.traced_runs(traced, "9-layer")
+fig = layer_plots.layer_curves_figure(three, "act_std", f"3-layer: each hidden layer's output std; {note}")
+plots.save_figure(fig, "07_activation_std", FIGURES)
+fig
+
+# %%
+fig = layer_plots.layer_curves_figure(three, "grad_norm", f"3-layer: each layer's gradient norm; {note}")
+plots.save_figure(fig, "07_gradient_norm", FIGURES)
+fig
+
+# %%
+fig = layer_plots.layer_curves_figure(nine, "act_std", f"9-layer: each hidden layer's output std; {note}")
+plots.save_figure(fig, "07_nine_layer_activation_std", FIGURES)
+fig
+
+# %%
+fig = layer_plots.layer_curves_figure(nine, "grad_norm", f"9-layer: each layer's gradient norm; {note}")
+plots.save_figure(fig, "07_nine_layer_gradient_norm", FIGURES)
+fig
+
+# %%
+inside.layer_table(traced)
+
+# %% [markdown]
+# ### The distributions, layer by layer
+#
+# Each hidden layer's values at the ReLU's input (after BN, when there is
+# BN), the 9-layer network without and with BN, at the last evaluation;
+# each histogram spans its own range [-r, r], written in its panel. The
+# slider below moves through the evaluations of training.
+
+# %%
+fig = layer_plots.histogram_figure(nine, -1)
+plots.save_figure(fig, "07_histograms", FIGURES)
+fig
+
+# %%
+widgets.histogram_scrubber(nine)
+
+# %% [markdown]
+# ## Why a small sigma fails without BN
+#
+# Written from the statistics of the 3-layer runs at sigma 1e-3 above:
+
+# %%
+print(inside.why_text(traced, sigma=1e-3))

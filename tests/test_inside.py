@@ -283,3 +283,59 @@ def test_the_confusion_figure_writes_every_count_in_its_cell():
     assert [t.get_text() for t in ax.texts] == [str(n) for n in range(100)]
     assert [t.get_text() for t in ax.get_yticklabels()] == [f"c{i}" for i in range(10)]
     assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+
+
+# ---------------------------------------------------------------- each layer during training
+
+
+def test_the_followed_runs_are_the_report_sigmas_and_the_9_layer_network_with_layer_stats():
+    configs = inside.layer_stats_configs(45000)
+    assert list(configs) == [("3-layer", s, bn) for bn in (False, True) for s in (1e-1, 1e-3, 1e-4)] + [
+        ("9-layer", "he", False), ("9-layer", "he", True)]
+    for (name, init, batch_norm), config in configs.items():
+        assert config == inside.short_config(45000, hidden=inside.NETWORKS[name], init=init, batch_norm=batch_norm,
+                                             layer_stats=True)
+    runs = {key: [{"seed": 0}, {"seed": 1}] for key in configs}
+    assert inside.traced_runs(runs, "9-layer") == {"9-layer, He, no BN": {"seed": 0}, "9-layer, He, BN": {"seed": 0}}
+    assert list(inside.traced_runs(runs, "3-layer"))[:2] == ["3-layer, sigma 1e-1, no BN", "3-layer, sigma 1e-3, no BN"]
+
+
+def test_the_gain_of_a_layer_at_initialization_is_measured_by_a_forward_pass():
+    """sigma sqrt(d_in / 2): the ratio of the stds of two layers' outputs, on Gaussian inputs and wide layers."""
+    rng = np.random.default_rng(0)
+    hidden = (400, 400)
+    net = init_network([300, *hidden, 10], batch_norm=False, init=1e-2, seed=0, dtype=np.float64)
+    H1 = np.maximum(rng.normal(size=(2000, 300)) @ net.params["W1"], 0)
+    H2 = np.maximum(H1 @ net.params["W2"], 0)
+    assert H2.std() / H1.std() == pytest.approx(inside.fan_in_gain(hidden, 1e-2, 2), rel=0.1)
+
+
+def fake_traced(sigma=1e-3):
+    """Layer statistics of the 3-layer runs at sigma, as TrainConfig.layer_stats records them."""
+    def run(act, grads, updates, test):
+        layers = {"step": [0, 90, 180], "act_std": [act, act, act], "grad_norm": [grads, grads, grads],
+                  "update_ratio": [None, updates, updates]}
+        return [{"history": {"layers": layers, "eta": [0.02] * 180}, "config": {"lam": 0.005},
+                 "test_accuracy": test}]
+    return {("3-layer", sigma, False): run([4e-2, 2e-4], [4e-3, 5e-4, 3e-4], [2.1e-4, 2e-4, 2.2e-4], 0.1),
+            ("3-layer", sigma, True): run([0.59, 0.6], [0.6, 0.5, 0.5], [0.05, 0.2, 0.3], 0.48)}
+
+
+def test_why_text_is_written_from_the_layer_statistics():
+    text = inside.why_text(fake_traced())
+    assert "standard deviations 4.0e-02, 2.0e-04 at step 0" in text
+    assert "multiplies the scale of its input by 5.0e-03 (sigma sqrt(d_in / 2) = 5.0e-03" in text
+    assert "the gradients' norms are 4.0e-03, 5.0e-04, 3.0e-04 (layers 1 to 3), against 6.0e-01, 5.0e-01" in text
+    assert "Step 90 changed each weight matrix by 2.1e-04, 2.0e-04, 2.2e-04 of its norm" in text
+    assert "about the L2 term's own pull towards zero, 2 eta lambda = 2.0e-04" in text
+    assert "ends at 10.00 %" in text and "standard deviations 0.59, 0.60 from step 0" in text and "48.00 %" in text
+    far = fake_traced()
+    far["3-layer", 1e-3, False][0]["history"]["layers"]["update_ratio"][1] = [1e-2, 1e-2, 1e-2]
+    assert "The L2 term's pull towards zero alone is 2 eta lambda = 2.0e-04" in inside.why_text(far)
+
+
+def test_the_layer_table_has_a_row_per_followed_run():
+    table = inside.layer_table(fake_traced())
+    assert [row[0] for row in table.rows] == ["3-layer, sigma 1e-3, no BN", "3-layer, sigma 1e-3, BN"]
+    assert table.rows[0][1:] == ["4.0e-02, 2.0e-04", "4.0e-03, 5.0e-04, 3.0e-04",
+                                 "2.1e-04, 2.0e-04, 2.2e-04 (step 90)", "10.00 %"]

@@ -28,7 +28,9 @@ FIGURES = {
     "05_init_sensitivity": ["05_init_sensitivity"],
     "06_beyond_the_report": ["06_best_model_curves"],
     "07_inside_batch_norm": ["07_weight_scale_sweep", "07_batch_size", "07_first_layer_weights",
-                             "07_confusion_matrix", "07_confident_mistakes"],
+                             "07_confusion_matrix", "07_confident_mistakes", "07_activation_std",
+                             "07_gradient_norm", "07_nine_layer_activation_std", "07_nine_layer_gradient_norm",
+                             "07_histograms"],
 }
 COMPARED = [notebook for notebook in FIGURES
             if notebook not in ("00_batch_norm_layer", "06_beyond_the_report", "07_inside_batch_norm")]
@@ -165,9 +167,12 @@ def test_the_inside_notebook_writes_each_conclusion_from_its_tables(quick_run):
     assert re.search(r"the 3-layer network's mean test accuracy over sigma from 1e-5 to 1 goes from [0-9.]+ %", texts)
     assert re.search(r"changes the BN network's accuracy by [-+][0-9.]+ ± [0-9.]+ points at n_batch 10", texts)
     assert re.search(r"The most frequent mistake: \d+ of the 1000 \w+ images taken for \w+\.", texts)
+    assert re.search(r"Without BN, at sigma 1e-3, the hidden layers' outputs have standard deviations "
+                     r"[0-9.e+-]+, [0-9.e+-]+ at step 0", texts)
+    assert "| 9-layer, He, BN |" in tables[2]
 
 
-@pytest.mark.parametrize("notebook", ["04_lambda_search", "05_init_sensitivity"])
+@pytest.mark.parametrize("notebook", ["04_lambda_search", "05_init_sensitivity", "07_inside_batch_norm"])
 def test_the_sliders_are_shown(quick_run, notebook):
     root, _ = quick_run
     executed = nbformat.read(root / "executed" / f"{notebook}.ipynb", as_version=4)

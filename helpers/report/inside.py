@@ -1,6 +1,6 @@
 """Notebook 07: inside the network as it trains, and why batch normalization helps.
 
-Three studies, each trained over seeds through helpers.report.cache:
+Four studies, trained through helpers.report.cache:
 
 - the weight-scale sweep: test accuracy against the sigma of every layer's
   initial weights, from 1e-5 to 1, for the 3- and the 9-layer network,
@@ -10,7 +10,12 @@ Three studies, each trained over seeds through helpers.report.cache:
   statistics against the running averages (batch_size_configs);
 - what the report's 3-layer BN network learned: its first layer's weights
   as images, its confusion matrix and its most confident mistakes, from the
-  trained network itself (helpers.report.cache.cached_network).
+  trained network itself (helpers.report.cache.cached_network);
+- each layer during training (TrainConfig.layer_stats, helpers.core.probe):
+  the 3-layer network at sigma 1e-1, 1e-3 and 1e-4 and the 9-layer one with
+  He initialization, without and with BN, one seed each
+  (layer_stats_configs), and why_text, the paragraph on why a small sigma
+  fails without BN, written from their statistics.
 
 Both sweeps train short runs, one cycle of 2 * HALF_CYCLE_EPOCHS epochs
 (short_config), so that the notebook fits in the main job's time: their
@@ -268,3 +273,113 @@ def confusion_text(matrix, class_names):
         f"{class_names[wrong]}."
     )
 
+
+# ---------------------------------------------------------------- each layer during training
+
+
+LAYER_STATS_SIGMAS = (1e-1, 1e-3, 1e-4)
+"""The 3-layer network's sigmas whose layers are followed (the report's sensitivity experiment)."""
+
+
+def layer_stats_configs(n_train):
+    """The runs whose layers are followed: {(network, sigma or "he", batch_norm): TrainConfig(layer_stats=True)}.
+
+    The 3-layer network at each sigma of LAYER_STATS_SIGMAS, then the 9-layer
+    one with He initialization; without BN first. On the short schedule.
+    """
+    settings = [("3-layer", sigma) for sigma in LAYER_STATS_SIGMAS] + [("9-layer", "he")]
+    return {
+        (name, init, batch_norm): short_config(n_train, hidden=NETWORKS[name], init=init, batch_norm=batch_norm,
+                                               layer_stats=True)
+        for name in NETWORKS
+        for batch_norm in (False, True)
+        for network, init in settings
+        if network == name
+    }
+
+
+def run_label(key):
+    """("3-layer", 1e-3, True) -> "3-layer, sigma 1e-3, BN"."""
+    name, init, batch_norm = key
+    return f"{name}, {'He' if init == 'he' else 'sigma ' + sigma_label(init)}, {'BN' if batch_norm else 'no BN'}"
+
+
+def traced_runs(runs, network):
+    """The first seed of each run of one network, labelled for layer_plots: {run_label: summary}.
+
+    runs: {(network, init, batch_norm): [summary] * seeds}, as from layer_stats_configs.
+    """
+    return {run_label(key): seeded[0] for key, seeded in runs.items() if key[0] == network}
+
+
+def fan_in_gain(hidden, sigma, layer):
+    """What a layer without BN multiplies the std of its input by at initialization: sigma sqrt(d_in / 2).
+
+    Its scores S = H W have std sigma sqrt(d_in) times the root mean square of
+    H; the ReLU keeps half of a symmetric signal's second moment (the 1 / 2).
+    hidden: the hidden widths; layer: 2, 3, ... (layer 1's input, the image, has unit variance).
+    """
+    return sigma * np.sqrt(hidden[layer - 2] / 2)
+
+
+def spaced(values, fmt=".1e"):
+    """[1e-3, 2e-5] -> "1.0e-03, 2.0e-05"."""
+    return ", ".join(f"{v:{fmt}}" for v in values)
+
+
+def layer_table(runs):
+    """Each followed run at step 0 and after its first evaluation: the layers' scale, gradients and updates.
+
+    runs: {(network, init, batch_norm): [summary] * seeds}, the first seed used.
+    Per run: the std of each hidden layer's output at step 0, the norm of
+    each layer's gradient at step 0, each layer's relative update at the
+    first evaluation after step 0, and the final test accuracy.
+    """
+    rows = []
+    for key, seeded in runs.items():
+        layers = seeded[0]["history"]["layers"]
+        rows.append([run_label(key), spaced(layers["act_std"][0]), spaced(layers["grad_norm"][0]),
+                     f"{spaced(layers['update_ratio'][1])} (step {layers['step'][1]})",
+                     f"{100 * seeded[0]['test_accuracy']:.2f} %"])
+    return Table(["run", "activation std per layer, step 0", "gradient norm per layer, step 0",
+                  "relative update per layer", "test accuracy"], rows,
+                 "Seed 0 of each run, measured on the probe batch (the first n_batch training images):")
+
+
+def why_text(runs, sigma=1e-3):
+    """Why a small sigma fails without BN, in numbers measured on the 3-layer runs at sigma.
+
+    runs: {(network, init, batch_norm): [summary] * seeds}, with ("3-layer",
+    sigma, False) and ("3-layer", sigma, True). Reads their histories'
+    layer statistics at step 0 and at the first evaluation after it.
+    """
+    hidden = NETWORKS["3-layer"]
+    plain, normalized = runs["3-layer", sigma, False][0], runs["3-layer", sigma, True][0]
+    p, b = plain["history"]["layers"], normalized["history"]["layers"]
+    act = p["act_std"][0]
+    ratios = [act[l - 1] / act[l - 2] for l in range(2, len(act) + 1)]
+    predicted = [fan_in_gain(hidden, sigma, l) for l in range(2, len(act) + 1)]
+    first = p["step"][1]
+    # The L2 term alone moves W by 2 eta lam W per step: what that step's update would be with no loss gradient.
+    decay = 2 * plain["history"]["eta"][first - 1] * plain["config"]["lam"]
+    if max(abs(u / decay - 1) for u in p["update_ratio"][1]) < 0.5:
+        pull = (f" Without BN that is about the L2 term's own pull towards zero, 2 eta lambda = {decay:.1e} at "
+                f"that step: the loss's gradient adds little to it, the weights hardly move and the signal does "
+                f"not grow;")
+    else:
+        pull = f" The L2 term's pull towards zero alone is 2 eta lambda = {decay:.1e} at that step;"
+    return (
+        f"Without BN, at sigma {sigma_label(sigma)}, the hidden layers' outputs have standard deviations "
+        f"{spaced(act)} at step 0: each layer after the first multiplies the scale of its input by "
+        f"{spaced(ratios)} (sigma sqrt(d_in / 2) = {spaced(predicted)} is the gain that d_in inputs of weights "
+        f"of std sigma and a ReLU give), so the scores that reach the softmax are almost the same for every "
+        f"class. The backward pass multiplies by the same small weights on the "
+        f"way back: the gradients' norms are {spaced(p['grad_norm'][0])} (layers 1 to {len(hidden) + 1}), "
+        f"against {spaced(b['grad_norm'][0])} with BN. Step {first} changed each weight matrix by "
+        f"{spaced(p['update_ratio'][1])} of its norm, against {spaced(b['update_ratio'][1])} with "
+        f"BN.{pull} without BN the test accuracy ends at {100 * plain['test_accuracy']:.2f} %. "
+        f"Batch normalization divides each layer's scores by their own "
+        f"standard deviation whatever sigma is, so its layers' outputs have standard deviations "
+        f"{spaced(b['act_std'][0], '.2f')} from step 0, each layer gets a gradient of a useful size, and "
+        f"the same network reaches {100 * normalized['test_accuracy']:.2f} % in the same steps."
+    )
