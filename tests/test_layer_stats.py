@@ -201,12 +201,11 @@ def test_the_histograms_of_a_network_without_bn_at_sigma_1e4_are_still_spread_ov
 def test_the_statistics_survive_the_summary_and_the_cache_as_json(cifar, tmp_path):
     summary, result = run_experiment(TINY, cifar, progress=False)
     layers_history = result.history["layers"]
-    assert summary["history"]["layers"] is layers_history or summary["history"]["layers"] == layers_history
+    assert summary["history"]["layers"] == layers_history
     assert json.loads(json.dumps(summary, allow_nan=False))["history"]["layers"] == layers_history
-    stored = cache.cached_experiment(TINY, cifar, tmp_path, progress=False)
-    recalled = cache.cached_experiment(TINY, cifar, tmp_path, progress=False)
-    assert recalled["history"]["layers"] == stored["history"]["layers"]
-    assert stored["history"]["layers"]["step"] == stored["history"]["step"]
+    cache.cached_experiment(TINY, cifar, tmp_path, progress=False)  # trained again, and stored
+    recalled = cache.lookup(TINY, cifar, tmp_path)
+    assert recalled is not None and recalled["history"]["layers"] == layers_history
 
 
 def test_the_cli_flag_turns_the_statistics_on(fake_cifar, monkeypatch):

@@ -125,8 +125,8 @@ class TrainResult:
             "grad_norm": [[float per layer 1 .. k] per evaluation];
             "update_ratio": the same, None for step 0 (and for the
                 evaluation that Ctrl-C adds);
-            "hist_counts": [[[HISTOGRAM_BINS ints] per hidden layer] per
-                evaluation], "hist_edges": the same with HISTOGRAM_BINS + 1
+            "hist_counts": [[[40 ints (probe.HISTOGRAM_BINS)] per hidden
+                layer] per evaluation]; "hist_edges": the same with 41
                 floats, each histogram over its own range [-r, r].
     etas: (steps,) the learning rate used at every update step.
     snapshots: copies of the network each time eta came back to eta_min.
@@ -350,10 +350,10 @@ def record(result, step, train_set, val_set, probe_set=None, before=None):
     """Append the test-time cost, loss and accuracy on both sets to the history.
 
     train_set: the training images the curves are measured on (see TrainConfig.curve_images).
-    probe_set: the probe batch of TrainConfig.layer_stats, or None: then
-    history["layers"] takes the statistics of helpers.core.probe too, with
-    the update ratio of the step just made when `before` holds the weights
-    from before it (probe.weights).
+    probe_set: the probe batch of TrainConfig.layer_stats (None without it).
+    Given, history["layers"] takes the statistics of helpers.core.probe too,
+    with the update ratio of the step just made when `before` holds the
+    weights from before it (probe.weights).
     """
     h = result.history
     h["step"].append(step)

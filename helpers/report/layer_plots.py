@@ -56,7 +56,8 @@ def layer_curves_figure(runs, stat, title=None):
         first = legend_from = None
         for i, (label, layers) in enumerate(histories.items()):
             ax = fig.add_subplot(rows, columns, i + 1, sharey=first)
-            first = first or ax
+            if first is None:
+                first = ax
             ax.set_title(label)
             ax.set_xlabel("update step")
             if i % columns == 0:
@@ -65,6 +66,7 @@ def layer_curves_figure(runs, stat, title=None):
                 ax.set_yscale("log", nonpositive="mask")  # a dead layer's std of 0 leaves a gap
             measured = [values for values in layers[stat] if values is not None]
             if not measured:
+                ax.set_axis_off()  # the title stays: the run, and why it has nothing to show
                 ax.text(0.5, 0.5, "no batch normalization", transform=ax.transAxes, ha="center", va="center")
                 continue
             # None (no step before step 0) becomes NaN: a gap in the line.
