@@ -143,7 +143,7 @@ fig
 # The 3-layer network at sigma 1e-1, 1e-3 and 1e-4, and the 9-layer network
 # with He initialization, without and with BN, on the short schedule, one
 # seed each, trained with `TrainConfig(layer_stats=True)`: at every
-# evaluation (11 per run) each layer's statistics are measured on a fixed
+# evaluation of the history each layer's statistics are measured on a fixed
 # probe batch, the first n_batch training images (`helpers/core/probe.py`).
 # Each panel is one run, each line one layer, from the first (dark) to the
 # last (light); the y-axes are logarithmic and shared.
@@ -192,7 +192,8 @@ widgets.histogram_scrubber(nine)
 # %% [markdown]
 # ## Why a small sigma fails without BN
 #
-# Written from the statistics of the 3-layer runs at sigma 1e-3 above:
+# Written from the statistics of the 3-layer runs at sigma 1e-3 above, and
+# at sigma 1e-1 with BN for comparison:
 
 # %%
 print(inside.why_text(traced, sigma=1e-3))

@@ -329,6 +329,13 @@ def test_why_text_is_written_from_the_layer_statistics():
     assert "Step 90 changed each weight matrix by 2.1e-04, 2.0e-04, 2.2e-04 of its norm" in text
     assert "about the L2 term's own pull towards zero, 2 eta lambda = 2.0e-04" in text
     assert "ends at 10.00 %" in text and "standard deviations 0.59, 0.60 from step 0" in text and "48.00 %" in text
+    assert "With BN the gradients" not in text  # no run at sigma 1e-1 to compare with
+    runs = {**fake_traced(), **{key: value for key, value in fake_traced(1e-1).items() if key[2]}}
+    runs["3-layer", 1e-1, True][0]["history"]["layers"]["update_ratio"][1] = [3e-4, 2e-3, 5e-3]
+    assert inside.why_text(runs).endswith(
+        "With BN the gradients at sigma 1e-3 are about those at sigma 1e-1 (6.0e-01, 5.0e-01, 5.0e-01), on weights "
+        "100 times smaller: step 90 changed them by 5.0e-02, 2.0e-01, 3.0e-01 of their norm, against 3.0e-04, "
+        "2.0e-03, 5.0e-03 at sigma 1e-1: the small weights can grow to a working scale within the first steps.")
     far = fake_traced()
     far["3-layer", 1e-3, False][0]["history"]["layers"]["update_ratio"][1] = [1e-2, 1e-2, 1e-2]
     assert "The L2 term's pull towards zero alone is 2 eta lambda = 2.0e-04" in inside.why_text(far)

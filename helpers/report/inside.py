@@ -32,6 +32,7 @@ from ..core.layers import softmax
 from ..core.training import TrainConfig
 from .summary import format_spread
 from .tables import Table
+from .verdicts import learners
 
 SIGMAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """The sweep's sigmas, a log grid; "he" (sigma = sqrt(2 / d_in), per layer) is trained as a reference."""
@@ -42,9 +43,6 @@ NETWORKS = {"3-layer": (50, 50), "9-layer": (50, 30, 20, 20, 10, 10, 10, 10)}
 BATCH_SIZES = (10, 20, 50, 100, 200, 500)
 HALF_CYCLE_EPOCHS = 1
 """n_s of the short runs, in epochs: one cycle is two epochs (the report's runs: 2 cycles of 10 epochs)."""
-CHANCE = 0.1
-AT_CHANCE = 0.02
-"""A setting whose mean test accuracy is within 2 points of chance did not train (as in helpers.report.verdicts)."""
 
 
 def short_config(n_train, n_batch=100, **fields):
@@ -118,7 +116,8 @@ def sweep_table(runs):
 
 
 def at_chance(seeded):
-    return abs(float(np.mean(tests(seeded))) - CHANCE) <= AT_CHANCE
+    """Whether no seed learned: every one within 2 points of chance (helpers.report.verdicts.learners)."""
+    return learners(tests(seeded)) == 0
 
 
 def sweep_text(runs):
@@ -382,4 +381,25 @@ def why_text(runs, sigma=1e-3):
         f"standard deviation whatever sigma is, so its layers' outputs have standard deviations "
         f"{spaced(b['act_std'][0], '.2f')} from step 0, each layer gets a gradient of a useful size, and "
         f"the same network reaches {100 * normalized['test_accuracy']:.2f} % in the same steps."
+        + growth_text(runs, sigma)
+    )
+
+
+def growth_text(runs, sigma, reference=1e-1):
+    """With BN, how the small weights of sigma catch up with those of reference: a sentence, or "" without its run.
+
+    BN makes a layer's output independent of its weights' scale, and the
+    small last layer scales the backward signal down as much as BN's division
+    by the scores' std scales it up: the gradients are those of reference,
+    on weights reference / sigma times smaller.
+    """
+    if ("3-layer", reference, True) not in runs:
+        return ""
+    small, large = (runs["3-layer", s, True][0]["history"]["layers"] for s in (sigma, reference))
+    return (
+        f" With BN the gradients at sigma {sigma_label(sigma)} are about those at sigma {sigma_label(reference)} "
+        f"({spaced(large['grad_norm'][0])}), on weights {reference / sigma:g} times smaller: step "
+        f"{small['step'][1]} changed them by {spaced(small['update_ratio'][1])} of their norm, against "
+        f"{spaced(large['update_ratio'][1])} at sigma {sigma_label(reference)}: the small weights can grow to a "
+        f"working scale within the first steps."
     )

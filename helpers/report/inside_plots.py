@@ -9,8 +9,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from .inside import CHANCE, batch_size_rows, sigma_label, tests
+from .inside import batch_size_rows, tests
 from .plots import STYLE
+from .verdicts import CHANCE
 
 
 def mean_and_std(values):
