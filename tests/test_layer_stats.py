@@ -92,6 +92,25 @@ def test_the_statistics_are_those_of_the_layers_computed_directly(depth, batch_n
     assert stats["update_ratio"] is None  # no step was made
 
 
+def test_with_bn_after_the_relu_the_statistics_after_bn_are_those_of_bn_of_the_relu_output():
+    rng = np.random.default_rng(3)
+    net = init_network([12, 10, 9, 4], seed=2, dtype=np.float64, bn_after_relu=True)
+    for name, value in net.params.items():
+        if not name.startswith("W"):
+            value += 0.3 * rng.standard_normal(value.shape)
+    X, y = rng.standard_normal((30, 12)), rng.integers(0, 4, 30)
+    stats = probe.layer_stats(net, X, y, lam=0.01)
+    p, H = net.params, X
+    for l in (1, 2):
+        S, _ = layers.linear_forward(H, p[f"W{l}"], p[f"b{l}"])
+        H, _ = layers.batchnorm_forward(np.maximum(S, 0), p[f"gamma{l}"], p[f"beta{l}"])
+        assert stats["pre_std"][l - 1] == pytest.approx(S.std(), rel=1e-12)
+        assert stats["post_mean"][l - 1] == pytest.approx(H.mean(), rel=1e-12)
+        assert stats["post_std"][l - 1] == pytest.approx(H.std(), rel=1e-12)
+        assert stats["act_std"][l - 1] == pytest.approx(H.std(), rel=1e-12)
+        assert stats["hist_edges"][l - 1][-1] == pytest.approx(np.abs(S).max(), rel=1e-12)  # the ReLU's input: S
+
+
 def test_a_unit_is_dead_only_if_it_is_zero_for_every_image():
     net = init_network([3, 4, 2], batch_norm=False, dtype=np.float64)
     X = np.array([[5.0, 1.0, 1.0], [0.1, 1.0, 1.0], [0.2, 2.0, 1.0]])
