@@ -6,8 +6,10 @@ a run means the same thing, and is recorded the same way, wherever it is made.
 
 import numpy as np
 
+from dataclasses import replace
+
 from .core.augment import tta_proba
-from .core.network import accuracy
+from .core.network import accuracy, forward
 from .core.training import ensemble_accuracy, train
 
 
@@ -23,6 +25,8 @@ def summarize(result, cifar):
         "test_accuracy": final_accuracy(result.net, test.X, test.y),
         "val_accuracy": final_accuracy(result.net, val.X, val.y),
         "ensemble_test_accuracy": ensemble_accuracy(snapshots, test.X, test.y) if snapshots else None,
+        "batch_stats_test_accuracy": (batch_stats_accuracy(result.net, test.X, test.y, result.config.n_batch)
+                                      if result.config.batch_norm else None),
         "snapshots": len(snapshots),
         "steps": result.steps,
         "n_s": result.n_s,
@@ -42,6 +46,24 @@ def summarize(result, cifar):
 def tta_accuracy(net, X, y):
     """The accuracy of test-time augmentation: each image's and its mirror's softmax averaged."""
     return float(np.mean(tta_proba(net, X).argmax(axis=1) == y))
+
+
+def batch_stats_accuracy(net, X, y, n_batch):
+    """The accuracy of a BN network that normalizes with each test batch's own statistics.
+
+    X: (n, d), y: (n,). The images go through the network in training mode,
+    n_batch at a time in their order (the last batch holds what is left), so
+    each layer normalizes by the mean and variance of those n_batch images,
+    as in training, instead of by the running averages. Dropout stays off, as
+    at test time. Nothing of net changes: the running averages are updated by
+    the training step, not by the forward pass.
+    """
+    still = replace(net, dropout=0.0)  # shares net's arrays
+    correct = 0
+    for i in range(0, len(X), n_batch):
+        S, _ = forward(still, X[i : i + n_batch], training=True)
+        correct += int(np.sum(S.argmax(axis=1) == y[i : i + n_batch]))
+    return correct / len(X)
 
 
 def precise_bn_summary(result, cifar):

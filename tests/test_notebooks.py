@@ -27,10 +27,15 @@ FIGURES = {
     "04_lambda_search": ["04_lambda_search", "04_lambda_search_averaged", "04_final_model_curves"],
     "05_init_sensitivity": ["05_init_sensitivity"],
     "06_beyond_the_report": ["06_best_model_curves"],
+    "07_inside_batch_norm": ["07_weight_scale_sweep", "07_batch_size", "07_first_layer_weights",
+                             "07_confusion_matrix", "07_confident_mistakes", "07_activation_std",
+                             "07_gradient_norm", "07_nine_layer_activation_std", "07_nine_layer_gradient_norm",
+                             "07_histograms"],
 }
-COMPARED = [notebook for notebook in FIGURES if notebook not in ("00_batch_norm_layer", "06_beyond_the_report")]
+COMPARED = [notebook for notebook in FIGURES
+            if notebook not in ("00_batch_norm_layer", "06_beyond_the_report", "07_inside_batch_norm")]
 """The notebooks that end with the report's numbers beside ours (the report gives none for the layer alone,
-nor for the bonus exercise)."""
+for the bonus exercise, nor for what happens inside the network)."""
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
@@ -39,7 +44,7 @@ def cells(notebook):
     return [(c.cell_type, c.source.strip(), c.metadata.get("tags", [])) for c in notebook.cells]
 
 
-def test_there_are_the_seven_notebooks():
+def test_there_are_the_eight_notebooks():
     assert [p.stem for p in NOTEBOOKS] == list(FIGURES)
 
 
@@ -150,7 +155,24 @@ def test_the_ablation_has_its_rows_and_the_paragraph_written_from_them(quick_run
     assert "points over the base" in text
 
 
-@pytest.mark.parametrize("notebook", ["04_lambda_search", "05_init_sensitivity"])
+def test_the_inside_notebook_writes_each_conclusion_from_its_tables(quick_run):
+    root, _ = quick_run
+    executed = nbformat.read(root / "executed" / "07_inside_batch_norm.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    tables = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    texts = "".join(o["text"] for o in outputs if o.output_type == "stream")
+    sweep, batches = tables[:2]
+    assert sweep.startswith("Test accuracy, mean ± std over 2 seeds:") and "| 9-layer | no BN |" in sweep
+    assert "| 10 | 1,000 |" in batches and "points |" in batches  # 5,000 images, one cycle of 2 epochs
+    assert re.search(r"the 3-layer network's mean test accuracy over sigma from 1e-5 to 1 goes from [0-9.]+ %", texts)
+    assert re.search(r"changes the BN network's accuracy by [-+][0-9.]+ ± [0-9.]+ points at n_batch 10", texts)
+    assert re.search(r"The most frequent mistake: \d+ of the 1000 \w+ images taken for \w+\.", texts)
+    assert re.search(r"Without BN, at sigma 1e-3, the hidden layers' outputs have standard deviations "
+                     r"[0-9.e+-]+, [0-9.e+-]+ at step 0", texts)
+    assert "| 9-layer, He, BN |" in tables[2]
+
+
+@pytest.mark.parametrize("notebook", ["04_lambda_search", "05_init_sensitivity", "07_inside_batch_norm"])
 def test_the_sliders_are_shown(quick_run, notebook):
     root, _ = quick_run
     executed = nbformat.read(root / "executed" / f"{notebook}.ipynb", as_version=4)

@@ -177,7 +177,8 @@ def test_the_summary_ends_with_the_conclusions_tested_over_seeds(tmp_path):
 def test_the_notebooks_are_found_in_order():
     assert [p.name for p in job.notebook_paths()] == [
         "00_batch_norm_layer.ipynb", "01_gradient_check.ipynb", "02_three_layer.ipynb", "03_nine_layer.ipynb",
-        "04_lambda_search.ipynb", "05_init_sensitivity.ipynb", "06_beyond_the_report.ipynb"]
+        "04_lambda_search.ipynb", "05_init_sensitivity.ipynb", "06_beyond_the_report.ipynb",
+        "07_inside_batch_norm.ipynb"]
 
 
 def test_the_kernel_environment_carries_the_settings(tmp_path):

@@ -13,6 +13,9 @@ half an entry, whether training was interrupted or two kernels finished the
 same run at once. An entry that cannot be read (truncated, edited by hand, from an older
 format) is trained again and overwritten: a damaged cache costs time, never a
 result.
+
+A run whose trained network a notebook needs (cached_network) keeps it
+beside its entry, as a checkpoint <cache_dir>/<key>.npz (helpers.checkpoint).
 """
 
 import hashlib
@@ -23,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import load_network, save_network
+from ..errors import CheckpointError
 from ..experiments import run_experiment
 from ..files import write_atomically
 from ..seeds import seed_configs, train_each
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Raise it whenever the stored summary changes shape: every old entry is then ignored."""
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "results" / "cache"
@@ -138,6 +143,35 @@ def cached_experiment(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True)
     return summary
 
 
+def cached_network(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True):
+    """The trained network of config on cifar, and its summary: recalled if both are stored, else trained here.
+
+    Returns (Network, summary). The network is kept as a checkpoint beside
+    the run's entry, <key>.npz next to <key>.json. A run stored without its
+    network (trained by cached_seeds, which keeps summaries only) is trained
+    again, in this process, and both files are written, the entry first:
+    a checkpoint is only ever written after the entry of the same training,
+    so the two always describe one run. A damaged checkpoint is trained again,
+    with a warning, like a damaged entry.
+    """
+    data = data_identity(cifar)
+    path = Path(cache_dir) / f"{run_key(config, data)}.json"
+    checkpoint = path.with_suffix(".npz")
+    summary = read_entry(path)
+    if summary is not None and checkpoint.is_file():
+        try:
+            return load_network(checkpoint)[0], summary
+        except CheckpointError as err:
+            warnings.warn(f"Ignoring the damaged checkpoint {checkpoint} ({err}); the run is trained again.")
+    summary, result = run_experiment(config, cifar, progress=progress)
+    if not summary["interrupted"] and store(path, data, summary):
+        try:
+            save_network(result.net, checkpoint, config.to_dict())
+        except OSError as err:
+            warnings.warn(f"Could not store the network in the cache ({err}); it will be trained again next time.")
+    return result.net, summary
+
+
 def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=None, progress=True):
     """Every configuration of configs for several seeds: recalled if stored, else trained in parallel and stored.
 
@@ -169,9 +203,14 @@ def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=No
 
 
 def store(path, data, summary):
-    """Write one cache entry; a run that cannot be stored is kept by the caller, with a warning."""
+    """Write one cache entry; return whether it was written.
+
+    A run that cannot be stored is kept by the caller, with a warning.
+    """
     entry = {"version": CACHE_VERSION, "key": path.stem, "data": data, "summary": summary}
     try:
         write_atomically(path, json.dumps(entry).encode())
     except OSError as err:
         warnings.warn(f"Could not store the run in the cache ({err}); it will be trained again next time.")
+        return False
+    return True

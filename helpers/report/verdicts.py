@@ -37,6 +37,11 @@ CHANCE = 0.10
 """Ten classes: guessing is right one time in ten."""
 
 
+def learners(accuracies):
+    """How many of the accuracies (fractions) are more than 2 points above chance: the seeds that learned."""
+    return sum(value > CHANCE + 0.02 for value in accuracies)
+
+
 @dataclass(frozen=True)
 class Finding:
     """A conclusion of the report: group a against group b, two claim keys of summary.REPORT."""
@@ -116,7 +121,7 @@ def verdict(finding, a, b, confidence=0.95):
             return f"refuted: they differ by {d:+.2f} points ({format_p(p)})"
         return (f"not refuted: {d:+.2f} points is within the seeds' noise ({format_p(p)}), "
                 f"but more seeds are needed to exclude a difference over {100 * MARGIN:g} point")
-    learned = sum(value > CHANCE + 0.02 for value in a)
+    learned = learners(a)
     if not learned and real and d < 0:
         return f"confirmed: every seed stays at chance, {-d:.2f} points below ({format_p(p)})"
     return f"refuted: {learned} of {len(a)} seeds learn (the best reaches {100 * max(a):.2f} %)"

@@ -488,3 +488,45 @@ def test_the_bonus_exercise_notebook_runs_without_error(page):
         run_all_cells(page, name)
         images = shown_images(page.page.locator(".jp-OutputArea-output img"))
         assert len(images) == 1, f"{name}: expected the best model's figure, found {len(images)} images"
+
+
+def test_the_inside_notebook_runs_and_its_histogram_slider_redraws_the_histograms(page):
+    """07: every cell runs, its figures are shown, and the scrubber's slider redraws the histograms in the kernel."""
+    name = "07_inside_batch_norm"
+    for old in SCREENSHOTS.glob(f"{name}-*.png"):
+        old.unlink()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with screenshot_on_failure(page, name):
+        open_notebook(page, name)
+        run_all_cells(page, name)
+        static = shown_images(page.page.locator(".jp-OutputArea-output img"), outside_widgets=True)
+        assert len(static) == 10, f"{name}: expected its 10 figures in the cells' outputs, found {len(static)}"
+
+        cell = page.page.locator(".jp-CodeCell").filter(
+            has=page.page.locator(".widget-slider", has_text="evaluation"))
+        assert cell.count() == 1, f"{name}: no evaluation slider was shown (did ipywidgets render?)"
+        cell.scroll_into_view_if_needed()
+        handle = cell.locator(".widget-slider .noUi-handle")
+        readout = cell.locator(".widget-slider .widget-readout")
+        figure = cell.locator(".jp-OutputArea-output .widget-output img")
+        page.wait_until(lambda: readout.inner_text().strip() == "0" and len(shown_images(figure)) == 1, 10,
+                        f"{name}'s scrubber to show evaluation 0 and its histograms once in view")
+        before = shown_images(figure)
+        page.screenshot(f"{name}-1-histograms-before", cell)
+
+        page.handle_popups()
+        handle.focus()
+        handle.press("End")
+        page.wait_until(lambda: readout.inner_text().strip() == "10", 10,
+                        f"the evaluation slider to move to its last evaluation, 10 (readout {readout.inner_text()})")
+
+        def redrawn():
+            page.check_no_errors(f"{name}, after moving the evaluation slider")
+            images = shown_images(figure)
+            return len(images) == 1 and images != before and page.kernel_state() == "idle"
+
+        page.wait_until(redrawn, SLIDER_TIMEOUT,
+                        lambda: f"the kernel to redraw the histograms of evaluation 10 "
+                                f"(images: {len(shown_images(figure))}, kernel: {page.kernel_state()})")
+        cell.scroll_into_view_if_needed()
+        page.screenshot(f"{name}-2-histograms-after", cell)

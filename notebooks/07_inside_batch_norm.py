@@ -1,0 +1,199 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 7. Inside the network as it trains: why batch normalization helps
+#
+# Notebook 5 showed that without batch normalization a small initial sigma
+# leaves the network at chance, and that with it sigma hardly matters. Here
+# we look at why, and at what BN costs:
+#
+# 1. **The weight-scale sweep**: test accuracy against sigma from 1e-5 to 1,
+#    for the 3- and the 9-layer network, without and with BN.
+# 2. **BN and the batch size**: BN normalizes by the statistics of a batch;
+#    how does the accuracy move with n_batch, and how far are a test batch's
+#    own statistics from the running averages used at test time?
+# 3. **What the network learned**: the report's 3-layer BN network, its
+#    first layer's weights as images, its confusion matrix, its most
+#    confident mistakes.
+# 4. **Each layer during training**: the scale of every layer's output, its
+#    gradient and its updates, with and without BN, and a paragraph on why a
+#    small sigma fails without BN, written from them.
+#
+# The sweeps train short runs, one cycle of two epochs (each title says so),
+# 2 seeds per setting, in parallel, one per core; the report's network of
+# section 3 trains on the report's schedule. All runs are recalled from the
+# cache (`results/cache/`) when trained before. The data is the team's JPEG
+# re-encoded copy of CIFAR-10 (45,000 training images; 5,000 in quick mode).
+
+# %% tags=["parameters"]
+QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
+FIGURES = None  # folder for figures; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
+CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
+
+# %%
+# %matplotlib inline
+from helpers.report import inside, inside_plots, layer_plots, plots, widgets
+from helpers.report.cache import cached_network, cached_seeds
+from helpers.report.settings import notebook_settings
+from helpers.core.data import load_cifar10
+from helpers.core.training import TrainConfig
+
+settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
+QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
+SEEDS = 2  # per setting of the two sweeps, in both modes
+
+cifar = load_cifar10(split="report", n_train=settings.n_train)
+n_train = len(cifar.train.y)
+note = inside.schedule_note(n_train)
+
+# %% [markdown]
+# ## 1. The weight-scale sweep
+#
+# Every weight of every layer drawn with the same sigma (He initialization,
+# sigma = sqrt(2 / d_in) per layer, as a dashed line), without BN (dotted)
+# and with it (solid). The 9-layer network without BN stops at sigma 0.1:
+# at sigma 1 its scores overflow within a few steps and training stops
+# (`python -m helpers train --hidden 50 30 20 20 10 10 10 10 --no-bn
+# --sigma 1`; `tests/test_inside.py` checks it).
+
+# %%
+sweep = cached_seeds(inside.sweep_configs(n_train), cifar, SEEDS, CACHE)
+fig = inside_plots.sweep_figure(sweep, note)
+plots.save_figure(fig, "07_weight_scale_sweep", FIGURES)
+fig
+
+# %%
+inside.sweep_table(sweep)
+
+# %%
+print(inside.sweep_text(sweep))
+
+# %% [markdown]
+# ## 2. BN and the batch size
+#
+# The 3-layer network, He initialization, trained with n_batch from 10 to
+# 500 for the same two epochs (n_s scales with 1 / n_batch; the learning
+# rates stay the report's). At test time a BN network normalizes with the
+# running averages of the training batches' statistics. The dashed line
+# shows the same trained network normalizing each batch of n_batch test
+# images by that batch's own mean and variance, as in training
+# (`helpers.experiments.batch_stats_accuracy`).
+
+# %%
+batches = cached_seeds(inside.batch_size_configs(n_train), cifar, SEEDS, CACHE)
+fig = inside_plots.batch_size_figure(batches, note)
+plots.save_figure(fig, "07_batch_size", FIGURES)
+fig
+
+# %%
+inside.batch_size_table(batches)
+
+# %%
+print(inside.batch_size_text(batches))
+
+# %% [markdown]
+# ## 3. What the network learned
+#
+# The report's 3-layer BN network (`TrainConfig()`: [50, 50], He
+# initialization, two cycles of n_s = 2250, lambda 0.005; seed 0). Its
+# trained weights are kept in the cache beside its summary
+# (`cached_network`), so it is trained once.
+
+# %%
+net, summary = cached_network(TrainConfig(n_s=settings.n_s), cifar, CACHE)
+fig = inside_plots.weights_figure(inside.weight_images(net.params["W1"]))
+plots.save_figure(fig, "07_first_layer_weights", FIGURES)
+fig
+
+# %%
+P = inside.predictions(net, cifar.test.X)
+matrix = inside.confusion_matrix(cifar.test.y, P.argmax(axis=1))
+fig = inside_plots.confusion_figure(matrix, cifar.class_names)
+plots.save_figure(fig, "07_confusion_matrix", FIGURES)
+fig
+
+# %%
+print(inside.confusion_text(matrix, cifar.class_names))
+
+# %%
+wrong = inside.confident_mistakes(P, cifar.test.y, 24)
+fig = inside_plots.mistakes_figure(inside.to_images(cifar.test.X[wrong], cifar.mean, cifar.std),
+                                   cifar.test.y[wrong], P[wrong].argmax(axis=1), P[wrong].max(axis=1),
+                                   cifar.class_names)
+plots.save_figure(fig, "07_confident_mistakes", FIGURES)
+fig
+
+# %% [markdown]
+# ## 4. Each layer during training
+#
+# The 3-layer network at sigma 1e-1, 1e-3 and 1e-4, and the 9-layer network
+# with He initialization, without and with BN, on the short schedule, one
+# seed each, trained with `TrainConfig(layer_stats=True)`: at every
+# evaluation of the history each layer's statistics are measured on a fixed
+# probe batch, the first n_batch training images (`helpers/core/probe.py`).
+# Each panel is one run, each line one layer, from the first (dark) to the
+# last (light); the y-axes are logarithmic and shared.
+
+# %%
+traced = cached_seeds(inside.layer_stats_configs(n_train), cifar, 1, CACHE)
+three, nine = inside.traced_runs(traced, "3-layer"), inside.traced_runs(traced, "9-layer")
+fig = layer_plots.layer_curves_figure(three, "act_std", f"3-layer: each hidden layer's output std; {note}")
+plots.save_figure(fig, "07_activation_std", FIGURES)
+fig
+
+# %%
+fig = layer_plots.layer_curves_figure(three, "grad_norm", f"3-layer: each layer's gradient norm; {note}")
+plots.save_figure(fig, "07_gradient_norm", FIGURES)
+fig
+
+# %%
+fig = layer_plots.layer_curves_figure(nine, "act_std", f"9-layer: each hidden layer's output std; {note}")
+plots.save_figure(fig, "07_nine_layer_activation_std", FIGURES)
+fig
+
+# %%
+fig = layer_plots.layer_curves_figure(nine, "grad_norm", f"9-layer: each layer's gradient norm; {note}")
+plots.save_figure(fig, "07_nine_layer_gradient_norm", FIGURES)
+fig
+
+# %%
+inside.layer_table(traced)
+
+# %% [markdown]
+# ### The distributions, layer by layer
+#
+# Each hidden layer's values at the ReLU's input (after BN, when there is
+# BN), the 9-layer network without and with BN, at the last evaluation;
+# each histogram spans its own range [-r, r], written in its panel. The
+# slider below moves through the evaluations of training.
+
+# %%
+fig = layer_plots.histogram_figure(nine, -1)
+plots.save_figure(fig, "07_histograms", FIGURES)
+fig
+
+# %%
+widgets.histogram_scrubber(nine)
+
+# %% [markdown]
+# ## Why a small sigma fails without BN
+#
+# Written from the statistics of the 3-layer runs at sigma 1e-3 above, and
+# at sigma 1e-1 with BN for comparison:
+
+# %%
+print(inside.why_text(traced, sigma=1e-3))
