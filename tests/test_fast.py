@@ -181,3 +181,16 @@ def test_training_batches_are_the_same_on_both_paths(options):
         (Xf, yf), (Xt, yt) = next(fast_batches), next(textbook_batches)
         np.testing.assert_array_equal(Xf, Xt)
         np.testing.assert_array_equal(yf, yt)
+
+
+def test_the_augmentation_buffer_is_kept_for_the_same_images_only():
+    rng = np.random.default_rng(4)
+    X, other = rng.standard_normal((2, 6, 3072)).astype(np.float32)
+    buffer = fast.augmentation_buffer(X, True, 66)
+    assert buffer.shape == (2 * 6 * 3072 + 2 * 66,) and not buffer[:66].any() and not buffer[-66:].any()
+    np.testing.assert_array_equal(buffer[66 : 66 + X.size].reshape(X.shape), X)
+    from helpers.core.augment import mirror
+    np.testing.assert_array_equal(buffer[66 + X.size : -66].reshape(X.shape), mirror(X))
+    assert fast.augmentation_buffer(X, True, 66) is buffer
+    assert fast.augmentation_buffer(X.copy(), True, 66) is not buffer
+    assert fast.augmentation_buffer(other, False, 0).size == other.size

@@ -50,14 +50,17 @@ uniforms), shifts (2 n integers, every dy then every dx), contrast factors
 (n), brightness offsets (n), and nothing for an operation that is off.
 
 Speed: each option costs a few passes over the batch, 20 to 40 us each for
-100 images, against 440 us for a whole step of the report's 3-layer network
-on the fast path. In that training loop (`python benchmarks/speed.py`, 2
-BLAS threads on this 2-core machine, best blocks of 250 steps) flips add
-0.10 ms per step (x 1.23), translations by 4 pixels 0.13 ms (x 1.29), the
-jitter 0.19 ms (x 1.44), and all three 0.36 ms (x 1.82): an image mean, a
-scaling and two outer products for the jitter, the flipped rows reversed
-and put back, the shifted rows and their mask. The comments of flip_rows
-and shift_images say what each choice gained over the alternatives.
+100 images, against 440 to 550 us for a whole step of the report's 3-layer
+network on the fast path. Alone after the gather (`python benchmarks/speed.py`
+before trick 10, 2 BLAS threads, best blocks of 250 steps) flips added 0.10
+ms per step (x 1.23), translations by 4 pixels 0.13 ms (x 1.29), the jitter
+0.19 ms (x 1.44), all three 0.36 ms (x 1.82): an image mean, a scaling and
+two outer products for the jitter, the flipped rows reversed and put back,
+the shifted rows and their mask. So train() makes flips and translations
+in the gather itself (helpers.core.fast.augmented_minibatches, the same
+batches at x 1.01 and x 1.09) and uses this module for the jitter, and for
+everything on the textbook path. The comments of flip_rows and shift_images
+say what each choice gained over the alternatives.
 """
 
 from dataclasses import dataclass
