@@ -45,18 +45,13 @@ def batch(n=50, seed=0, dtype=np.float32):
 
 
 def reference(X, draws, mean=None, std=None):
-    """The textbook version, one image at a time: jitter on the raw pixels, then the flip,
-    then the translation pixel by pixel, filling what it uncovers with 0 (the training mean)."""
+    """The textbook version, one image at a time: the flip, then the translation pixel by
+    pixel, filling what it uncovers with 0 (the training mean), then the jitter on the raw
+    pixels around the original image's raw mean."""
     out = np.empty_like(X)
     for i in range(len(X)):
         image = X[i].astype(np.float64)
-        if draws.contrast is not None or draws.brightness is not None:
-            x = image * std + mean
-            c = 1.0 if draws.contrast is None else draws.contrast[i]
-            b = 0.0 if draws.brightness is None else draws.brightness[i]
-            m = x.mean()
-            x = m + c * (x - m) + b
-            image = (x - mean) / std
+        m = (image * std + mean).mean() if mean is not None else None
         image = image.reshape(C, S, S)
         if draws.flip is not None and draws.flip[i]:
             image = image[:, :, ::-1]
@@ -68,7 +63,14 @@ def reference(X, draws, mean=None, std=None):
                     if 0 <= r - dy < S and 0 <= j - dx < S:
                         moved[:, r, j] = image[:, r - dy, j - dx]
             image = moved
-        out[i] = image.ravel()
+        image = image.ravel()
+        if draws.contrast is not None or draws.brightness is not None:
+            x = image * std + mean
+            c = 1.0 if draws.contrast is None else draws.contrast[i]
+            b = 0.0 if draws.brightness is None else draws.brightness[i]
+            x = m + c * (x - m) + b
+            image = (x - mean) / std
+        out[i] = image
     return out
 
 

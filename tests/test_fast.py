@@ -156,30 +156,42 @@ def test_the_fast_path_refuses_a_network_with_options(option):
         fast.make_step(init_network([12, 6, 6, 3], **option), 0.0)
 
 
-@pytest.mark.parametrize("flip, translate", [(True, 0), (False, 2), (True, 4)])
-def test_augmented_batches_equal_augment_of_the_gathered_batch(flip, translate):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [dict(flip=True), dict(translate=2), dict(flip=True, translate=4),
+                                     dict(brightness=0.2), dict(contrast=0.3), dict(translate=1, contrast=0.3),
+                                     dict(flip=True, translate=3, brightness=0.1, contrast=0.2)])
+def test_augmented_batches_equal_augment_of_the_gathered_batch(options, dtype):
     rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((23, 3072)).astype(np.float32), rng.integers(0, 10, 23)
+    X, y = rng.standard_normal((23, 3072)).astype(dtype), rng.integers(0, 10, 23)
+    mean, std = rng.uniform(0.4, 0.55, 3072), rng.uniform(0.22, 0.31, 3072)
     order = training.batch_indices(len(X), 5, np.random.default_rng(1))
-    batches = fast.augmented_minibatches(X, y, order, np.random.default_rng(2), flip, translate)
+    batches = fast.augmented_minibatches(X, y, order, np.random.default_rng(2), mean=mean, std=std, **options)
     plain_order, plain_rng = training.batch_indices(len(X), 5, np.random.default_rng(1)), np.random.default_rng(2)
+    jitter = "brightness" in options or "contrast" in options
     for _ in range(12):  # three epochs: the first and last images are moved across the buffer's margins too
         X_batch, y_batch = next(batches)
         idx = next(plain_order)
-        np.testing.assert_array_equal(X_batch, augment(X[idx], plain_rng, flip, translate))
+        expected = augment(X[idx], plain_rng, mean=mean, std=std, **options)
+        if jitter:  # the offsets are summed in another order (one BLAS product)
+            tol = 1e-5 if dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(X_batch, expected, rtol=tol, atol=tol)
+        else:
+            np.testing.assert_array_equal(X_batch, expected)
         np.testing.assert_array_equal(y_batch, y[idx])
         assert X_batch.dtype == X.dtype and X_batch.shape == (5, 3072)
 
 
-@pytest.mark.parametrize("options", [dict(flip=True, translate=2), dict(translate=1), dict()])
+@pytest.mark.parametrize("options", [dict(flip=True, translate=2), dict(translate=1), dict(),
+                                     dict(flip=True, brightness=0.1, contrast=0.2)])
 def test_training_batches_are_the_same_on_both_paths(options):
     rng = np.random.default_rng(3)
     X, y = rng.standard_normal((40, 3072)).astype(np.float32), rng.integers(0, 10, 40)
-    fast_batches = training.training_batches(TrainConfig(n_batch=8, **options), X, y)
-    textbook_batches = training.training_batches(TrainConfig(n_batch=8, textbook=True, **options), X, y)
+    mean, std = rng.uniform(0.4, 0.55, 3072), rng.uniform(0.22, 0.31, 3072)
+    fast_batches = training.training_batches(TrainConfig(n_batch=8, **options), X, y, mean, std)
+    textbook_batches = training.training_batches(TrainConfig(n_batch=8, textbook=True, **options), X, y, mean, std)
     for _ in range(10):
         (Xf, yf), (Xt, yt) = next(fast_batches), next(textbook_batches)
-        np.testing.assert_array_equal(Xf, Xt)
+        np.testing.assert_allclose(Xf, Xt, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(yf, yt)
 
 

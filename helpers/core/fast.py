@@ -39,9 +39,10 @@ benchmarks/results/fast_path.json, OpenBLAS SkylakeX kernels, 2 threads):
    max over short rows (100x10: 4.9 -> 2.0 us).
 9. The running averages of all batch-normalized layers updated in one call
    on one flat vector (9-layer network: 21 -> 3 us).
-10. Flips and translations of the training images done by the gather that
-   makes the batch (augmented_minibatches), instead of on a copy of it.
-   Measured by `python benchmarks/speed.py` (see augmented_minibatches).
+10. Augmentation in the fewest passes over the batch: flips and
+   translations done by the gather that makes the batch, the jitter's
+   offsets added by one BLAS call (augmented_minibatches). Measured by
+   `python benchmarks/speed.py` (see augmented_minibatches).
 
 A whole step, without gathering the batch: 3-layer BN network 644 -> 358 us
 (1.8x), 9-layer BN network 1014 -> 492 us (2.1x).
@@ -58,7 +59,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConfigError
-from .augment import CHANNELS, SIDE, draw_augmentation, inside_mask
+from .augment import CHANNELS, SIDE, draw_augmentation, inside_mask, raw_means
 from .layers import BN_EPS
 from .network import moving_average
 
@@ -283,43 +284,71 @@ def make_step(net, lam):
 # ------------------------------- trick 10: augmented batches in one gather
 
 
-def augmented_minibatches(X, y, order, augment_rng, flip, translate):
-    """The training batches, flipped and translated as augment() would, gathered in one pass each.
+def augmented_minibatches(X, y, order, augment_rng, flip=False, translate=0, brightness=0.0, contrast=0.0,
+                          mean=None, std=None):
+    """The training batches, augmented as augment() would, in the fewest passes over each batch.
 
     X: (n, 3072) normalized images, y: (n,); order: an iterator of index
-    batches (training.batch_indices); augment_rng, flip, translate: as for
-    augment(), which draws the same numbers, so that every batch equals, bit
-    for bit, augment(X[idx], augment_rng, flip, translate) (tests/test_fast.py).
+    batches (training.batch_indices); augment_rng and the rest: as for
+    augment(), which draws the same numbers, so that every batch equals
+    augment(X[idx], augment_rng, ...): bit for bit with flips and
+    translations, to rounding with the jitter (tests/test_fast.py).
 
-    The textbook way gathers the batch, copies it, reverses the flipped rows
-    and moves every image within a zero-padded buffer: four passes over the
-    batch after the gather. Here the mirrored images are made once, for the
-    whole training set, beside the originals, inside one flat buffer with
-    zero margins; a batch is then a single gather of windows of that buffer,
-    image i's window starting at its original or its mirror, moved by
-    32 dy + dx values (as augment.shift_images explains), and one
-    multiplication by the mask of the pixels that came from inside the image.
+    augment() gathers the batch, copies it, reverses the flipped rows, moves
+    every image within a zero-padded buffer, then scales each image and adds
+    two outer products: seven passes over the batch after the gather. Here:
+    - the mirrored images are made once, for the whole training set, beside
+      the originals, inside one flat buffer with zero margins
+      (augmentation_buffer); a batch is then a single gather of windows of
+      that buffer, image i's window starting at its original or its mirror,
+      moved by 32 dy + dx values (as augment.shift_images explains);
+    - the mask of the pixels that came from inside the image and the
+      contrast factors multiply the batch in one pass (their product is a
+      (n, 3072) array either way);
+    - the jitter's two outer products are one rank-2 product, written into
+      the same scratch array every step and added to the batch, and the
+      images' raw means are computed once per run for the whole training set.
     That costs memory, twice the training set with flips, and a copy of the
-    training set, made once per process (augmentation_buffer). Per step,
-    `python benchmarks/speed.py` measured on the report's 3-layer network
-    (SkylakeX kernels, 2 BLAS threads, best blocks; README, "Speed"): flips
-    add 0.003 ms to a 0.551 ms step (x 1.01) instead of 0.10, translations by
-    2 pixels 0.050 ms (x 1.09) instead of 0.12, both 0.052 ms (x 1.09).
+    training set, made once per process. Per step (`python benchmarks/speed.py`
+    on the report's 3-layer network, Haswell kernels, 2 BLAS threads, best
+    blocks, two runs; README, "Speed"): flips x 1.00 to 1.02 (x 1.23 on a
+    copy of the batch), translations by 2 x 1.08 (1.28), both x 1.10 to 1.11,
+    the jitter x 1.21 to 1.22 (1.44).
     """
     n, d = X.shape
-    margin = (SIDE + 1) * translate
-    buffer = augmentation_buffer(X, flip, margin)
-    windows = sliding_window_view(buffer, d)  # windows[s] = buffer[s : s + d], a view
-    mask = inside_mask(translate, X.dtype.str) if translate else None
+    geometric, jittering = flip or translate, brightness or contrast
+    if geometric:
+        margin = (SIDE + 1) * translate
+        windows = sliding_window_view(augmentation_buffer(X, flip, margin), d)  # windows[s] = buffer[s : s + d]
+        mask = inside_mask(translate, X.dtype.str) if translate else None
+    if jittering:
+        image_means = raw_means(X, mean, std)
+        offsets = np.stack([1 / std, -mean / std]).astype(X.dtype)  # (2, d): see augment.jitter
+        scratch = np.empty((0, d), X.dtype)  # the offsets of a batch, written in place each step
     for idx in order:
-        draws = draw_augmentation(len(idx), augment_rng, flip, translate)
-        start = margin + d * (idx + n * draws.flip if flip else idx)
-        if translate:
-            dy, dx = draws.shift
-            X_batch = windows[start - (SIDE * dy + dx)]
-            X_batch *= mask[dy + translate, dx + translate]
-        else:
+        draws = draw_augmentation(len(idx), augment_rng, flip, translate, brightness, contrast)
+        scale = None
+        if geometric:
+            start = margin + d * (idx + n * draws.flip if flip else idx)
+            if translate:
+                dy, dx = draws.shift
+                start = start - (SIDE * dy + dx)
+                scale = mask[dy + translate, dx + translate]  # a new array: mask is read-only
             X_batch = windows[start]
+        else:
+            X_batch = X[idx]
+        if jittering:
+            c = np.ones(len(idx), X.dtype) if draws.contrast is None else draws.contrast.astype(X.dtype)
+            b = 0 if draws.brightness is None else draws.brightness.astype(X.dtype)
+            if draws.contrast is not None:
+                scale = c[:, None] if scale is None else np.multiply(scale, c[:, None], out=scale)
+        if scale is not None:
+            X_batch *= scale
+        if jittering:
+            weights = np.stack([(1 - c) * image_means[idx] + b, 1 - c], axis=1)  # (n_batch, 2)
+            if len(scratch) != len(idx):
+                scratch = np.empty_like(X_batch)
+            X_batch += np.dot(weights, offsets, out=scratch)
         yield X_batch, y[idx]
 
 
@@ -331,8 +360,8 @@ def augmentation_buffer(X, flip, margin):
 
     The buffer is kept for the next run on the same X in this process (only
     the last one): writing a copy of the training set into new memory costs
-    1 to 2.5 s on this machine (the kernel gathering huge pages for it), more
-    than the flips save over a report-length run, while a notebook's or a
+    up to 2.5 s on this machine (the kernel compacting memory into huge
+    pages for it), more than the flips save over a report-length run, while a notebook's or a
     search's worker trains run after run on the same data. X must not change
     in place between runs.
     """

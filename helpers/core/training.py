@@ -329,19 +329,18 @@ def training_batches(config, X, y, mean=None, std=None):
     """The run's mini-batches, augmented as config says: (X_batch, y_batch) pairs without end.
 
     X: (n, d), y: (n,); mean, std: (d,), for the jitter. The order comes from
-    the generator [seed, 1], the augmentation's draws from [seed, 4]. Flips
-    and translations alone are gathered by the fast path's
-    augmented_minibatches, which gives the same batches in fewer passes;
-    TrainConfig.textbook, or the jitter, augments each gathered batch with
-    augment(), as written in augment.py.
+    the generator [seed, 1], the augmentation's draws from [seed, 4]. The
+    fast path's augmented_minibatches gives the same batches in fewer passes;
+    with TrainConfig.textbook, augment() changes each gathered batch, as
+    written in augment.py.
     """
     order = batch_indices(len(X), config.n_batch, np.random.default_rng([config.seed, 1]))
     augment_rng = np.random.default_rng([config.seed, 4])
-    jitter = config.brightness or config.contrast
-    if not (config.flip or config.translate or jitter):
+    if not (config.flip or config.translate or config.brightness or config.contrast):
         return ((X[idx], y[idx]) for idx in order)
-    if not (config.textbook or jitter):
-        return fast.augmented_minibatches(X, y, order, augment_rng, config.flip, config.translate)
+    if not config.textbook:
+        return fast.augmented_minibatches(X, y, order, augment_rng, config.flip, config.translate,
+                                          config.brightness, config.contrast, mean, std)
     return ((augment(X[idx], augment_rng, config.flip, config.translate, config.brightness, config.contrast,
                      mean, std), y[idx]) for idx in order)
 
