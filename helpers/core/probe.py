@@ -56,18 +56,16 @@ anew at every evaluation (training.record): the same masks every time, and
 the training's dropout stream untouched.
 
 Cost, measured by `python benchmarks/layer_stats.py --rounds 7` (report
-split, float32, OpenBLAS Haswell kernels, 2 threads, on the shared 2-core
-machine at a load of 2 to 4, 2026-11-27; benchmarks/results/layer_stats.json):
-one evaluation's statistics, timed alone on the trained network (the copy of
-the weights, then the probe; best of 20), take 1.04 ms for the report's
-3-layer BN network and 1.80 ms for the 9-layer one (1.1 and 2.0 ms in two
-earlier runs), three to four fast-path training steps; 11 of them are 0.7 %
-and 1.1 % of the fastest 300-step run without them, which evaluates 11
-times, 15 times as often as the report. The report's run evaluates 21 times
-in 9,000 steps, so they add about 25 and 40 ms to it: well under 1 %. Whole
-runs of 300 steps, with and without, interleaved in one process, took x1.10
-(3-layer) and x1.03 (9-layer), medians of 7; at that load single runs
-varied by more than twice, so those ratios say "a few per cent" and no more.
+split, float32, OpenBLAS Haswell kernels, 2 threads, the 2-core machine
+quiet, 2026-11-27; benchmarks/results/layer_stats.json): one evaluation's
+statistics, timed alone on the trained network (the copy of the weights,
+then the probe; best of 20), take 1.07 ms for the report's 3-layer BN
+network and 1.80 ms for the 9-layer one, two or three fast-path training
+steps. Whole runs of 300 steps, with and without, interleaved in one
+process, took x 1.03 (3-layer) and x 1.05 (9-layer), medians of 7; they
+evaluate 11 times, 15 times as often as the report, whose run evaluates 21
+times in 9,000 steps: there the statistics add about 25 and 40 ms, well
+under 1 %.
 """
 
 import numpy as np
