@@ -83,12 +83,12 @@ def numpy_phases_ms(config, cifar, steps=2000):
     the same calls; the moving averages of the batch statistics, a few
     microseconds, are left out)."""
     from helpers.core import fast
-    from helpers.core.training import minibatches
+    from helpers.core.training import training_batches
 
     X, y = cifar.train.X, cifar.train.y
     net = init_network([X.shape[1], *config.hidden, 10], seed=config.seed, dtype=X.dtype)
     flat = fast.flatten_parameters(net)
-    batches = minibatches(X, y, config.n_batch, np.random.default_rng([config.seed, 1]))
+    batches = training_batches(config, X, y)
     seconds = np.zeros(len(PHASES))
     for t in range(steps):
         eta = cyclical_eta(t, config.eta_min, config.eta_max, config.n_s)

@@ -4,9 +4,9 @@ The command line, the notebooks and the search all call `run_experiment`, so
 a run means the same thing, and is recorded the same way, wherever it is made.
 """
 
-import numpy as np
-
 from dataclasses import replace
+
+import numpy as np
 
 from .core.augment import tta_proba
 from .core.network import accuracy, forward

@@ -50,6 +50,7 @@ from helpers.report import inside, inside_plots, layer_plots, plots, widgets
 from helpers.report.cache import cached_network, cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
+from helpers.core.network import predict_proba
 from helpers.core.training import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
@@ -120,7 +121,7 @@ plots.save_figure(fig, "07_first_layer_weights", FIGURES)
 fig
 
 # %%
-P = inside.predictions(net, cifar.test.X)
+P = predict_proba(net, cifar.test.X)
 matrix = inside.confusion_matrix(cifar.test.y, P.argmax(axis=1))
 fig = inside_plots.confusion_figure(matrix, cifar.class_names)
 plots.save_figure(fig, "07_confusion_matrix", FIGURES)

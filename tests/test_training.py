@@ -102,7 +102,7 @@ def test_each_step_is_theta_minus_eta_times_the_gradient_of_the_cost():
     result = train(config, data, data, progress=False)
 
     net = init_network([20, 16, 12, 4], seed=config.seed, dtype=np.float64)
-    batches = training.minibatches(data.X, data.y, config.n_batch, np.random.default_rng([config.seed, 1]))
+    batches = training.training_batches(config, data.X, data.y)
     for t in range(result.steps):
         X_batch, y_batch = next(batches)
         _, grads = cost_and_gradients(net, X_batch, y_batch, config.lam)

@@ -345,14 +345,6 @@ def training_batches(config, X, y, mean=None, std=None):
                      mean, std), y[idx]) for idx in order)
 
 
-def minibatches(X, y, n_batch, rng):
-    """(X_batch, y_batch) pairs without end: epoch after epoch, each in a new random order.
-
-    X: (n, d), y: (n,) -> X_batch: (n_batch, d), y_batch: (n_batch,); see batch_indices.
-    """
-    return ((X[idx], y[idx]) for idx in batch_indices(len(X), n_batch, rng))
-
-
 def batch_indices(n, n_batch, rng):
     """The indices of each mini-batch, without end: epoch after epoch, each in a new random order.
 

@@ -27,8 +27,6 @@ the measured runs, so that no number in the notebook is typed in by hand.
 import numpy as np
 
 from ..core.augment import CHANNELS, SIDE
-from ..core.network import scores
-from ..core.layers import softmax
 from ..core.training import TrainConfig
 from .summary import format_spread
 from .tables import Table
@@ -237,11 +235,6 @@ def confusion_matrix(y, predicted, classes=10):
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (y, predicted), 1)
     return matrix
-
-
-def predictions(net, X):
-    """The test-time class probabilities of net: X: (n, d) -> (n, K)."""
-    return softmax(scores(net, X))
 
 
 def confident_mistakes(P, y, count):
