@@ -347,6 +347,21 @@ def page(browser, lab):
 
 
 @contextmanager
+def notebook_run(page, name):
+    """Open notebook `name` in JupyterLab and run all its cells, then the block; any failure gets a screenshot.
+
+    The screenshots of an earlier run of the notebook are removed first.
+    """
+    for old in SCREENSHOTS.glob(f"{name}-*.png"):
+        old.unlink()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with screenshot_on_failure(page, name):
+        open_notebook(page, name)
+        run_all_cells(page, name)
+        yield
+
+
+@contextmanager
 def screenshot_on_failure(page, name):
     """On any failure, a screenshot of the whole window, and what JupyterLab's log and the page said."""
     try:
@@ -410,12 +425,7 @@ def shown_images(locator, outside_widgets=False):
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.notebook)
 def test_the_notebook_runs_and_its_slider_redraws_the_plot(page, case):
     name = case.notebook
-    for old in SCREENSHOTS.glob(f"{name}-*.png"):
-        old.unlink()
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with screenshot_on_failure(page, name):
-        open_notebook(page, name)
-        run_all_cells(page, name)
+    with notebook_run(page, name):
 
         # The figures: the notebook's own, and the explorer's under its slider.
         cell = page.page.locator(".jp-CodeCell").filter(
@@ -483,9 +493,7 @@ def shown_value(case, status, readout):
 
 def test_the_bonus_exercise_notebook_runs_without_error(page):
     name = "06_beyond_the_report"
-    with screenshot_on_failure(page, name):
-        open_notebook(page, name)
-        run_all_cells(page, name)
+    with notebook_run(page, name):
         images = shown_images(page.page.locator(".jp-OutputArea-output img"))
         assert len(images) == 1, f"{name}: expected the best model's figure, found {len(images)} images"
 
@@ -493,12 +501,7 @@ def test_the_bonus_exercise_notebook_runs_without_error(page):
 def test_the_inside_notebook_runs_and_its_histogram_slider_redraws_the_histograms(page):
     """07: every cell runs, its figures are shown, and the scrubber's slider redraws the histograms in the kernel."""
     name = "07_inside_batch_norm"
-    for old in SCREENSHOTS.glob(f"{name}-*.png"):
-        old.unlink()
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with screenshot_on_failure(page, name):
-        open_notebook(page, name)
-        run_all_cells(page, name)
+    with notebook_run(page, name):
         static = shown_images(page.page.locator(".jp-OutputArea-output img"), outside_widgets=True)
         assert len(static) == 10, f"{name}: expected its 10 figures in the cells' outputs, found {len(static)}"
 
