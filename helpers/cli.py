@@ -229,8 +229,8 @@ def check_workers(workers):
 def add_report_command(sub):
     p = sub.add_parser(
         "report", help="the main job: run every notebook headless, gather the results summary",
-        description="Run every notebook headless on a fresh kernel, save the executed copies to "
-                    "results/notebooks/, and gather the results summary into figures/summary.md and "
+        description="Run every notebook headless on a fresh kernel, write the executed copies back into "
+                    "notebooks/ (with --quick or --figures-dir: into the figures' folder), and gather the results summary into figures/summary.md and "
                     "README.md (see helpers/report/job.py). Also `python -m helpers.report`.",
     )
     p.add_argument("--quick", action="store_true", help="small, fast runs (NB_QUICK=1), not into figures/")
@@ -675,7 +675,7 @@ def run_report_command(args):
     notebooks = [job.find_notebook(name) for name in args.notebooks] or None
     check_writable_folder(figures_dir, "--figures-dir")
     check_writable_folder(cache_dir, "--cache-dir")
-    check_writable_folder(job.EXECUTED_DIR, "the executed notebooks' folder")
+    check_writable_folder(job.executed_folder(args.quick, figures_dir), "the executed notebooks' folder")
     if readme is not None:
         check_writable_file(readme, "README.md (--no-readme leaves it alone)")
     data.find_batches_dir()  # every notebook reads CIFAR-10: say now, not in the first notebook, if it is missing

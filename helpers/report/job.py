@@ -13,12 +13,22 @@ figures and rows go) and NB_CACHE_DIR (the cache of finished runs,
 results/cache/ unless told). Finished runs are recalled from the cache;
 delete it to train everything again.
 
-The executed copies, with their outputs, are saved to results/notebooks/ to
-be read. A failing cell stops the job with the notebook's name and the error.
+In full mode, each executed notebook is written back into notebooks/, with
+its outputs, so that a reader sees every figure, table and paragraph without
+running anything (on a code host, in nbviewer, or in JupyterLab before a kernel
+starts). The outputs are cleaned first (clean_outputs): no execution
+timestamps, no widget state, no live-widget views (a slider shows the static
+image of its figure instead), no absolute paths; so a re-run with a warm cache
+and unchanged code rewrites every notebook byte for byte. Quick runs, and runs
+whose figures go elsewhere, write their executed copies to <figures>/notebooks/.
+A failing cell stops the job with the notebook's name and the error; the copy
+executed up to that cell goes to results/failed/, and the committed notebook
+is left as it was.
 """
 
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -31,14 +41,18 @@ from traitlets.config import Config
 
 from . import summary, verdicts
 from .cache import DEFAULT_CACHE_DIR
-from .settings import REPO, notebook_settings
+from .settings import FIGURES_DIR, REPO, notebook_settings
 from ..core.data import find_batches_dir
 from ..errors import NotebookError
 from ..files import write_atomically
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
-EXECUTED_DIR = REPO / "results" / "notebooks"
+FAILED_DIR = REPO / "results" / "failed"
+"""Where a notebook that failed is saved, executed up to its failing cell."""
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+MAX_NOTEBOOK_BYTES = 3_000_000
+"""A committed notebook larger than this is refused: it would be slow to open on a code host."""
 CELL_TIMEOUT = 3600
 """Seconds a cell may run before the job gives up on it (the lambda search takes minutes)."""
 KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "required"}})
@@ -91,23 +105,78 @@ def check_kernels_import_this_package(env, cwd=NOTEBOOKS_DIR):
                             f"as this job does: {install}")
 
 
-def run_notebook(path, env, executed_dir=EXECUTED_DIR):
-    """Execute the notebook at path on a fresh kernel; save the executed copy; return it.
+def executed_folder(quick, figures_dir):
+    """Where the executed notebooks go: back into notebooks/ when the figures go to figures/ in full mode.
+
+    Only then do the outputs belong beside the committed figures; a quick
+    run, or a run into another folder, keeps its copies in <figures_dir>/notebooks/.
+    """
+    figures_dir = Path(figures_dir).resolve()
+    return NOTEBOOKS_DIR if not quick and figures_dir == FIGURES_DIR.resolve() else figures_dir / "notebooks"
+
+
+def run_notebook(path, env, executed_dir):
+    """Execute the notebook at path on a fresh kernel; save the cleaned, executed copy in executed_dir; return it.
 
     Raises NotebookError, naming the notebook, if a cell fails; the copy,
-    saved up to the failing cell, shows where.
+    saved up to the failing cell in FAILED_DIR, shows where.
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT, config=KERNEL_CONFIG,
+                            record_timing=False, store_widget_state=False,
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute(env=env)
     except CellExecutionError as err:
-        raise NotebookError(f"{path.name} failed:\n{err}") from err
-    finally:
-        write_atomically(Path(executed_dir) / path.name, nbformat.writes(nb).encode())
+        write_atomically(FAILED_DIR / path.name, nbformat.writes(nb).encode())
+        raise NotebookError(f"{path.name} failed (executed copy: {shown_path(FAILED_DIR / path.name)}):\n{err}") from err
+    text = notebook_text(clean_outputs(nb), path.name)
+    write_atomically(Path(executed_dir) / path.name, text.encode())
     return nb
+
+
+def clean_outputs(nb):
+    """nb with its outputs made fit to commit, in place; returns nb.
+
+    A live widget's view needs a running kernel: opened without one it shows
+    an error, so the view is dropped, and what the widget put beside it (a
+    slider's static image of its figure) stays. Paths inside the repository
+    are written relative to it.
+    """
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.metadata.pop("execution", None)
+        kept = []
+        for output in cell.outputs:
+            data = output.get("data", {})
+            if WIDGET_VIEW in data:
+                del data[WIDGET_VIEW]
+                data.pop("text/plain", None)
+                if not data:
+                    continue
+            kept.append(output)
+        cell.outputs = kept
+    return nb
+
+
+def notebook_text(nb, name):
+    """The notebook as committed: nbformat's JSON with the repository's absolute path taken out.
+
+    Raises NotebookError if the text is still larger than MAX_NOTEBOOK_BYTES
+    or holds another absolute path of this computer (the home folder).
+    """
+    text = nbformat.writes(nb)
+    text = text.replace(f"{REPO}/", "").replace(str(REPO), ".")
+    if str(Path.home()) != "/" and re.search(re.escape(str(Path.home())) + r"\b", text):
+        raise NotebookError(f"{name} would be saved with a path of the home folder {Path.home()} in its outputs: "
+                            "print paths relative to the repository.")
+    if len(text.encode()) > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{name} would be {len(text.encode()) / 1e6:.1f} MB with its outputs, more than "
+                            f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB: show fewer or smaller figures.")
+    return text if text.endswith("\n") else text + "\n"
 
 
 def summary_text(table, findings, seconds, quick):
@@ -145,15 +214,17 @@ def format_seconds(seconds):
 
 
 def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readme=None,
-               notebooks=None, executed_dir=EXECUTED_DIR, log=print):
+               notebooks=None, executed_dir=None, log=print):
     """Run the notebooks, write <figures_dir>/summary.md, and put its table into readme if given.
 
     figures_dir: figures/ in full mode, results/quick/ in quick mode unless
     given. notebooks: paths, by default every numbered notebook.
+    executed_dir: where the executed notebooks go, by default executed_folder().
     Returns the text of summary.md.
     """
     settings = notebook_settings(quick, figures_dir, cache_dir, environ={})
     figures_dir = settings.figures
+    executed_dir = executed_folder(quick, figures_dir) if executed_dir is None else Path(executed_dir)
     env = notebook_env(settings)
     check_kernels_import_this_package(env)
     paths = notebook_paths() if notebooks is None else [Path(p) for p in notebooks]
