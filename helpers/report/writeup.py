@@ -281,7 +281,7 @@ def inside_closing(results):
         f"- The weight-scale sweep: {results['sweep_text']}",
         f"- BN and the batch size: {results['batch_size_text']}",
         f"- The report's 3-layer BN network, seed 0: {results['confusion_text']}",
-        f"- Why a small sigma fails without BN: {results['why_text']}",
+        f"- Why a small sigma can stall training without BN: {results['why_text']}",
     ]))
 
 
