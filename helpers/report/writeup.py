@@ -56,6 +56,8 @@ FIGURES = {
                              "07_activation_std", "07_gradient_norm"],
 }
 """The figures (PNG, in the figures folder) each section shows."""
+ORIGINAL = "The 2019 report of KTH DD2424's assignment 3"
+"""The report reproduced, as the introduction names it."""
 HIDDEN = {"02_three_layer": (50, 50), "03_nine_layer": (50, 30, 20, 20, 10, 10, 10, 10)}
 """The hidden widths of the networks of notebooks 02 and 03 (05 and the final model of 04: notebook 02's)."""
 
@@ -417,7 +419,7 @@ def report_markdown(figures_dir, quick=False, root=None):
                   f"{seeds or 'few'} seeds per setting, made to check that everything runs.", ""]
     lines += [
         "## Introduction", "",
-        "The 2019 report of KTH DD2424's assignment 3 trains a k-layer fully connected network with batch "
+        f"{ORIGINAL} trains a k-layer fully connected network with batch "
         "normalization on CIFAR-10, one run per setting. Here every experiment of the report is run again with "
         "the same settings, on " + data_text(quick) + f", each setting with {seeds or 'one'} seeds (another "
         "seed draws other initial weights and another order of the batches). Each section gives the report's "
