@@ -331,9 +331,9 @@ def command(quick):
     return "`make report` (`python -m helpers.report`)"
 
 
-def settings_text(hidden, quick, **fields):
-    """How the report's network was trained, from TrainConfig's defaults (fields: any changed)."""
-    config = TrainConfig(hidden=hidden, n_s=QUICK_N_S if quick else None, **fields)
+def settings_text(hidden, quick, with_lambda=True):
+    """How the report's network was trained, from TrainConfig's defaults; with_lambda: whether to give lambda."""
+    config = TrainConfig(hidden=hidden, n_s=QUICK_N_S if quick else None)
     n_train = split_sizes("report", QUICK_N_TRAIN if quick else None)[0]
     n_s = half_cycle_steps(config, n_train)
     widths = " → ".join(str(width) for width in hidden)
@@ -341,7 +341,7 @@ def settings_text(hidden, quick, **fields):
     return (f"network 3072 → {widths} → 10, {init} initialization, mini-batches of {config.n_batch}, a cyclical "
             f"learning rate between {inside.sigma_label(config.eta_min)} and {inside.sigma_label(config.eta_max)} with "
             f"n_s = {n_s:,} steps, "
-            f"{config.cycles} cycles, lambda {config.lam:g}")
+            f"{config.cycles} cycles" + (f", lambda {config.lam:g}" if with_lambda else ""))
 
 
 def figures_markdown(notebook, figures_dir, root):
@@ -443,7 +443,7 @@ def report_markdown(figures_dir, quick=False, root=None):
             "Run: the " + settings_text(HIDDEN["03_nine_layer"], quick) + ", without and with BN.", "",
             claims_table(ours, KEYS["03_nine_layer"]), "", closing("03_nine_layer", ours)],
         "04_lambda_search": lambda: [
-            "Run: lambda of the " + settings_text(HIDDEN["02_three_layer"], quick) + " with BN, searched at "
+            "Run: lambda of the " + settings_text(HIDDEN["02_three_layer"], quick, with_lambda=False) + ", with BN, searched at "
             "random, log-uniformly, in three stages, each judged on the validation images; then the best lambda "
             "trained for one more cycle over seeds.", "",
             claims_table(ours, KEYS["04_lambda_search"]), "", closing("04_lambda_search", ours)],
