@@ -40,7 +40,7 @@ CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 
 # %%
 # %matplotlib inline
-from helpers.report import plots, summary, verdicts
+from helpers.report import plots, summary, verdicts, writeup
 from helpers.report.cache import cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
@@ -91,3 +91,6 @@ verdicts.findings_table(ours)
 
 # %%
 summary.compare("02_three_layer", ours, FIGURES)
+
+# %%
+writeup.closing("02_three_layer", ours)

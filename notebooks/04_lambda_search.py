@@ -42,7 +42,7 @@ CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 # %matplotlib inline
 from dataclasses import replace
 
-from helpers.report import plots, summary, widgets
+from helpers.report import plots, summary, widgets, writeup
 from helpers import search
 from helpers.report.cache import cached_seeds, folder_for
 from helpers.report.settings import notebook_settings
@@ -132,12 +132,12 @@ widgets.lambda_explorer(cifar, TrainConfig(cycles=3, n_s=settings.n_s), CACHE, l
 # ## Against the report
 
 # %%
-summary.compare(
-    "04_lambda_search",
-    {
-        **{f"lambda/stage_{stage['stage']}": stage["best"]["val_accuracy"] for stage in found["stages"]},
-        "lambda/best": best_lam,
-        "lambda/final": summary.test_accuracies(next(iter(final.values()))),
-    },
-    FIGURES,
-)
+ours = {
+    **{f"lambda/stage_{stage['stage']}": stage["best"]["val_accuracy"] for stage in found["stages"]},
+    "lambda/best": best_lam,
+    "lambda/final": summary.test_accuracies(next(iter(final.values()))),
+}
+summary.compare("04_lambda_search", ours, FIGURES)
+
+# %%
+writeup.closing("04_lambda_search", ours)

@@ -39,7 +39,7 @@ CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 
 # %%
 # %matplotlib inline
-from helpers.report import plots, summary, verdicts, widgets
+from helpers.report import plots, summary, verdicts, widgets, writeup
 from helpers.report.cache import cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
@@ -93,3 +93,6 @@ widgets.sigma_explorer(cifar, TrainConfig(n_s=settings.n_s), CACHE, sigma=1e-3, 
 
 # %%
 summary.compare("05_init_sensitivity", ours, FIGURES)
+
+# %%
+writeup.closing("05_init_sensitivity", ours)

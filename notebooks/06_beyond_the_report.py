@@ -41,7 +41,7 @@ CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 
 # %%
 # %matplotlib inline
-from helpers.report import ablation, plots, summary
+from helpers.report import ablation, plots, summary, writeup
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 from helpers.core.training import PRESETS, TrainConfig
@@ -85,3 +85,15 @@ fig
 
 # %%
 summary.accuracy_table(best)
+
+# %% [markdown]
+# ## What this notebook found
+#
+# The ablation's accuracies and paragraph and the best model's accuracies,
+# saved for REPORT.md (`06_beyond_the_report.results.json` beside the
+# figures), and the notebook's conclusion written from them.
+
+# %%
+results = writeup.save_results("06_beyond_the_report", writeup.ablation_results(
+    runs, best["best model"], ablation.CHANGES, ablation.best_settings()), FIGURES)
+writeup.closing("06_beyond_the_report", results)

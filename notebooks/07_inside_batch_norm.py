@@ -17,9 +17,11 @@
 # %% [markdown]
 # # 7. Inside the network as it trains: why batch normalization helps
 #
-# Notebook 5 showed that without batch normalization a small initial sigma
-# leaves the network at chance, and that with it sigma hardly matters. Here
-# we look at why, and at what BN costs:
+# Notebook 5 tested the report's claims that without batch normalization a
+# small initial sigma leaves the network at chance, and that with it sigma
+# hardly matters; its verdicts say how far the seeds bear them out. Here we
+# look at how the scale of the weights acts on each layer with and without
+# BN, and at what BN costs:
 #
 # 1. **The weight-scale sweep**: test accuracy against sigma from 1e-5 to 1,
 #    for the 3- and the 9-layer network, without and with BN.
@@ -31,12 +33,12 @@
 #    confident mistakes.
 # 4. **Each layer during training**: the scale of every layer's output, its
 #    gradient and its updates, with and without BN, and a paragraph on why a
-#    small sigma fails without BN, written from them.
+#    small sigma can stall training without BN, written from them.
 #
 # The sweeps train short runs, one cycle of two epochs (each title says so),
 # 2 seeds per setting, in parallel, one per core; the report's network of
 # section 3 trains on the report's schedule. All runs are recalled from the
-# cache (`results/cache/`) when trained before. The data is the team's JPEG
+# cache (`results/cache/`) when trained before. The data is a JPEG
 # re-encoded copy of CIFAR-10 (45,000 training images; 5,000 in quick mode).
 
 # %% tags=["parameters"]
@@ -46,7 +48,7 @@ CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
 
 # %%
 # %matplotlib inline
-from helpers.report import inside, inside_plots, layer_plots, plots, widgets
+from helpers.report import inside, inside_plots, layer_plots, plots, widgets, writeup
 from helpers.report.cache import cached_network, cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
@@ -191,10 +193,21 @@ fig
 widgets.histogram_scrubber(nine)
 
 # %% [markdown]
-# ## Why a small sigma fails without BN
+# ## Why a small sigma can stall training without BN
 #
 # Written from the statistics of the 3-layer runs at sigma 1e-3 above, and
 # at sigma 1e-1 with BN for comparison:
 
 # %%
 print(inside.why_text(traced, sigma=1e-3))
+
+# %% [markdown]
+# ## What this notebook found
+#
+# The four sections' conclusions, saved for REPORT.md
+# (`07_inside_batch_norm.results.json` beside the figures):
+
+# %%
+results = writeup.save_results("07_inside_batch_norm", writeup.inside_results(
+    sweep, batches, matrix, cifar.class_names, traced), FIGURES)
+writeup.closing("07_inside_batch_norm", results)

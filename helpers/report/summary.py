@@ -59,6 +59,9 @@ REPORT = (
     Claim("sigma/1e-4/bn", "sigma 1e-4, BN", "test accuracy", 48.03, "%"),
 )
 CLAIMS = {claim.key: claim for claim in REPORT}
+REPORT_LAMBDA_STAGES = ((-5, -1), (-4, -3), (-4.1, -3.9))
+"""The ranges the report's three stages searched lambda in, as log10 exponents: [1e-5, 1e-1],
+[1e-4, 1e-3] and [10^-4.1, 10^-3.9] (the report chose the later two by hand; helpers/search.py)."""
 HEADER = ["experiment", "quantity", "report", "ours", "difference", "report inside our seeds' range"]
 ROWS_SUFFIX = ".rows.json"
 
