@@ -146,8 +146,8 @@ fig
 # seed each, trained with `TrainConfig(layer_stats=True)`: at every
 # evaluation of the history each layer's statistics are measured on a fixed
 # probe batch, the first n_batch training images (`helpers/core/probe.py`).
-# Each panel is one run, each line one layer, from the first (dark) to the
-# last (light); the y-axes are logarithmic and shared.
+# Each panel is one run, each line one layer, in a colour and line style of
+# its own; the y-axes are logarithmic and shared.
 
 # %%
 traced = cached_seeds(inside.layer_stats_configs(n_train), cifar, 1, CACHE)
