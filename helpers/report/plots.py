@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter
+from matplotlib.ticker import LogFormatter, LogLocator, NullFormatter
 
 from ..files import write_atomically
 from ..search import field_label, neutral_summary, values_label
@@ -95,23 +95,7 @@ def seeds_note(runs):
     return f"seed {runs[0]['config']['seed']}, band: min to max of {len(runs)} seeds" if len(runs) > 1 else ""
 
 
-def clip_start(ax, seeded_rows, quantity):
-    """Fit the y-axis to the evaluations after step 0 and say so in the panel, with step 0's highest value.
-
-    At step 0 an untrained network's cost can be several times its cost
-    after training (notebook 06's wide layers: 10 against 1.2), squashing
-    every later value into a sliver of the panel.
-    """
-    values = np.array([curve(run["history"], part, quantity)[1] for runs in seeded_rows for run in runs
-                       for part, _ in PARTS])
-    low, high = values[:, 1:].min(), values[:, 1:].max()
-    margin = 0.05 * (high - low)
-    ax.set_ylim(low - margin, high + margin)
-    ax.text(0.97, 0.95, f"y-axis clipped:\nstep 0 at {values[:, 0].max():.3g}", transform=ax.transAxes,
-            ha="right", va="top", fontsize=7)
-
-
-def curves_figure(runs, title=None, clip_step_0=False):
+def curves_figure(runs, title=None, log_cost=False):
     """Training and validation cost, loss and accuracy against the update step.
 
     runs: {label: a summary of helpers.experiments.run_experiment, or a list
@@ -119,9 +103,10 @@ def curves_figure(runs, title=None, clip_step_0=False):
     a column on the same y-axis, so that the rows compare. Over several
     seeds each panel shows the first seed's curves with a band from the
     lowest to the highest seed, and the accuracy panel the mean final test
-    accuracy, dashed. clip_step_0: fit the cost and loss axes to the
-    evaluations after step 0 (see clip_start), for a network whose cost at
-    step 0 dwarfs the rest.
+    accuracy, dashed. log_cost: the cost on a log axis, for a network whose
+    cost starts several times higher than it ends (notebook 06's wide
+    layers: their L2 term takes thousands of steps to fall from 10 to 1.2),
+    which would squash every later value into a sliver of a linear axis.
     """
     rows = {label: seed_runs(seeded) for label, seeded in runs.items()}
     with matplotlib.rc_context(STYLE):
@@ -139,10 +124,12 @@ def curves_figure(runs, title=None, clip_step_0=False):
             row[-1].legend(handles=row[-1].lines[-1:], loc="lower right", handlelength=1.5)
         for ax in axes[-1]:
             ax.set_xlabel("update step")
-        if clip_step_0:
-            for column, quantity in zip(axes.T, QUANTITIES[:2]):
-                for ax in column:
-                    clip_start(ax, rows.values(), quantity)
+        if log_cost:
+            for ax in axes[:, 0]:
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(LogFormatter())  # 1 and 10 written as the numbers between them
+                ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 1)))
+                ax.set_ylabel(f"{AXIS_LABELS['cost']}, log scale")
         handles = axes[0, -1].lines
         fig.legend(handles, ["training", "validation", "test, the final network"],
                    loc="outside lower center", ncols=3, title=seeds_note(next(iter(rows.values()))) or None)
