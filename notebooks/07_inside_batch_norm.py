@@ -65,8 +65,8 @@ note = inside.schedule_note(n_train)
 # ## 1. The weight-scale sweep
 #
 # Every weight of every layer drawn with the same sigma (He initialization,
-# sigma = sqrt(2 / d_in) per layer, as a dashed line), without BN (dotted)
-# and with it (solid). The 9-layer network without BN stops at sigma 0.1:
+# sigma = sqrt(2 / d_in) per layer, in the narrow panel on the right),
+# without BN (dotted, open markers) and with it (solid, filled markers). The 9-layer network without BN stops at sigma 0.1:
 # at sigma 1 its scores overflow within a few steps and training stops
 # (`python -m helpers train --hidden 50 30 20 20 10 10 10 10 --no-bn
 # --sigma 1`; `tests/test_inside.py` checks it).

@@ -264,7 +264,8 @@ def test_the_curves_figure_has_a_panel_per_run_and_a_line_per_layer(runs, stat):
     assert list(bn.lines[0].get_xdata()) == runs["BN"]["history"]["layers"]["step"]
     assert bn.get_yscale() == ("log" if stat in probe.LOG_STATS else "linear")
     assert bn.get_shared_y_axes().joined(bn, no_bn)
-    assert fig.get_supylabel() == probe.STATS[stat] and fig.get_supxlabel() == "update step"
+    assert fig.get_supylabel() == probe.STATS[stat]
+    assert bn.get_xlabel() == no_bn.get_xlabel() == "update step"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"layer {j + 1}" for j in range(layers_bn)]
     if not stat.startswith("post"):
         assert len({(line.get_color(), line.get_linestyle()) for line in bn.lines}) == layers_bn

@@ -91,12 +91,12 @@ def batch_size_figure(runs, note):
         right.errorbar(n_batch, gaps[:, 0], yerr=gaps[:, 1], color="C2", marker="o", markersize=4, capsize=3)
         right.axhline(0, color="gray", linewidth=0.8)
         right.set_ylabel("difference in test accuracy (percentage points)")
-        right.set_title("BN: test batches' statistics minus running averages")
+        right.set_title("BN at test time: each batch's statistics\nminus the running averages")
         for ax in (left, right):
             ax.set_xscale("log")
             ax.set_xticks(n_batch, [str(n) for n in n_batch])
             ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_xlabel("batch size n_batch (training; test batches for batch statistics)")
+            ax.set_xlabel("batch size n_batch (training and test)")
         fig.suptitle(f"3-layer [50, 50], He init., the report's learning rates\nevery n_batch trained for {note}")
     return fig
 

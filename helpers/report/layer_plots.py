@@ -64,6 +64,7 @@ def layer_curves_figure(runs, stat, title=None):
             if first is None:
                 first = ax
             ax.set_title(label)
+            ax.set_xlabel("update step")
             if stat in LOG_STATS:
                 ax.set_yscale("log", nonpositive="mask")  # a dead layer's std of 0 leaves a gap
             measured = [values for values in layers[stat] if values is not None]
@@ -77,7 +78,6 @@ def layer_curves_figure(runs, stat, title=None):
             for j, (color, dashes) in enumerate(layer_styles(n_layers)):
                 ax.plot(layers["step"], values[:, j], color=color, linestyle=dashes, label=f"layer {j + 1}")
             legend_from = ax
-        fig.supxlabel("update step", fontsize=8)
         fig.supylabel(STATS[stat], fontsize=8)  # one label: the panels share their y-axis
         if legend_from is not None:  # under the panels, never over a curve
             handles, labels = legend_from.get_legend_handles_labels()
@@ -114,7 +114,7 @@ def histogram_figure(runs, index):
                 ax.stairs(counts, edges, fill=True)
                 ax.set_xlim(edges[0], edges[-1])
                 ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
-                ax.text(0.02, 0.95, f"r = {edges[-1]:.1e}", transform=ax.transAxes, va="top", fontsize=7)
+                ax.text(0.02, 0.95, f"r = {edges[-1]:.2g}", transform=ax.transAxes, va="top", fontsize=7)
                 if l == 0:
                     ax.set_title(f"{label}: step {layers['step'][index]}")
                 if c == 0:
