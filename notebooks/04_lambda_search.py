@@ -111,7 +111,9 @@ summary.search_comparison({"one seed per lambda": found, f"{AVERAGED_SEEDS} seed
 best_lam = found["best"]["lam"]
 final = cached_seeds({f"lambda = {best_lam:.2e}, 3 cycles": TrainConfig(lam=best_lam, cycles=3, n_s=settings.n_s)},
                      cifar, settings.seeds, CACHE)
-fig = plots.curves_figure(final, "The final model: 3-layer [50, 50], BN, the best lambda")
+(final_runs,) = final.values()  # one configuration, over the seeds
+fig = plots.curves_figure({"final model": final_runs},
+                          f"The final model: 3-layer [50, 50], BN, the best lambda ({best_lam:.2e}), 3 cycles")
 plots.save_figure(fig, "04_final_model_curves", FIGURES)
 fig
 

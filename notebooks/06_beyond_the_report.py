@@ -79,7 +79,7 @@ PRESETS["best"]
 
 # %%
 best = {"best model": ablation.best_model_runs(settings, cifar, CACHE)}
-fig = plots.curves_figure(best, "The best model: " + ", ".join(f"{k} {v}" for k, v in ablation.best_settings()))
+fig = plots.curves_figure(best, plots.settings_title("The best model", ablation.best_settings()), log_cost=True)
 plots.save_figure(fig, "06_best_model_curves", FIGURES)
 fig
 

@@ -67,8 +67,8 @@ note = inside.schedule_note(n_train)
 # ## 1. The weight-scale sweep
 #
 # Every weight of every layer drawn with the same sigma (He initialization,
-# sigma = sqrt(2 / d_in) per layer, as a dashed line), without BN (dotted)
-# and with it (solid). The 9-layer network without BN stops at sigma 0.1:
+# sigma = sqrt(2 / d_in) per layer, in the narrow panel on the right),
+# without BN (dotted, open markers) and with it (solid, filled markers). The 9-layer network without BN stops at sigma 0.1:
 # at sigma 1 its scores overflow within a few steps and training stops
 # (`python -m helpers train --hidden 50 30 20 20 10 10 10 10 --no-bn
 # --sigma 1`; `tests/test_inside.py` checks it).
@@ -148,8 +148,8 @@ fig
 # seed each, trained with `TrainConfig(layer_stats=True)`: at every
 # evaluation of the history each layer's statistics are measured on a fixed
 # probe batch, the first n_batch training images (`helpers/core/probe.py`).
-# Each panel is one run, each line one layer, from the first (dark) to the
-# last (light); the y-axes are logarithmic and shared.
+# Each panel is one run, each line one layer, in a colour and line style of
+# its own; the y-axes are logarithmic and shared.
 
 # %%
 traced = cached_seeds(inside.layer_stats_configs(n_train), cifar, 1, CACHE)

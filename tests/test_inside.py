@@ -228,16 +228,31 @@ def test_the_sweep_table_and_text_are_written_from_the_runs():
 def test_the_sweep_figure_has_a_line_per_network_and_bn_over_a_log_sigma_axis():
     fig = inside_plots.sweep_figure(fake_sweep(), "a note")
     assert isinstance(fig, Figure)
-    (ax,) = fig.axes
-    assert ax.get_xscale() == "log" and ax.get_title().endswith("\na note (900 steps)")
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[:4] == ["3-layer, no BN", "3-layer, BN", "9-layer, no BN", "9-layer, BN"]
+    ax, he = fig.axes
+    assert ax.get_xscale() == "log" and fig.get_suptitle().endswith("\na note (900 steps)")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["3-layer, no BN", "3-layer, BN", "9-layer, no BN", "9-layer, BN", "chance, 10 %"]
     assert len(ax.containers) == 4  # one errorbar container per line
     bn_line = ax.containers[1].lines[0]
     np.testing.assert_allclose(bn_line.get_xdata(), inside.SIGMAS)
     np.testing.assert_allclose(bn_line.get_ydata(), [41, 41, 41, 46, 41, 41])
     assert len(ax.containers[0].lines[0].get_xdata()) == 6
     assert len(ax.containers[2].lines[0].get_xdata()) == 5  # the 9-layer network without BN: up to sigma 0.1
+    assert ax.get_xlabel() and ax.get_ylabel() and he.get_xlabel()
+
+
+def test_he_initialization_is_a_point_per_network_and_bn_that_tells_bn_from_no_bn():
+    ax, he = inside_plots.sweep_figure(fake_sweep(), "a note").axes
+    assert he.get_shared_y_axes().joined(ax, he) and he.get_title() == "He init."
+    assert [t.get_text() for t in he.get_xticklabels()] == ["3-layer", "9-layer"]
+    points = [container.lines[0] for container in he.containers]
+    assert len(points) == 4
+    no_bn, bn = points[:2]  # the 3-layer network's
+    np.testing.assert_allclose([no_bn.get_ydata()[0], bn.get_ydata()[0]], [32, 41])
+    assert no_bn.get_xdata()[0] != bn.get_xdata()[0]
+    assert no_bn.get_markerfacecolor() != bn.get_markerfacecolor()  # open without BN, filled with BN
+    lines = ax.containers
+    assert lines[0].lines[0].get_linestyle() != lines[1].lines[0].get_linestyle()
 
 
 def fake_batches():
@@ -262,6 +277,7 @@ def test_the_batch_size_table_text_and_figure_show_the_gap_of_batch_statistics()
         "no BN", "BN, running averages", "BN, each test batch's statistics"]
     np.testing.assert_allclose(right.containers[0].lines[0].get_ydata(), [-100 / n for n in inside.BATCH_SIZES])
     assert "a note" in fig.get_suptitle()
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in (left, right))
 
 
 def test_the_image_figures_have_an_image_per_unit_and_per_mistake():

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import ipywidgets
+import matplotlib
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -263,10 +264,22 @@ def test_the_curves_figure_has_a_panel_per_run_and_a_line_per_layer(runs, stat):
     assert list(bn.lines[0].get_xdata()) == runs["BN"]["history"]["layers"]["step"]
     assert bn.get_yscale() == ("log" if stat in probe.LOG_STATS else "linear")
     assert bn.get_shared_y_axes().joined(bn, no_bn)
+    assert fig.get_supylabel() == probe.STATS[stat]
+    assert bn.get_xlabel() == no_bn.get_xlabel() == "update step"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"layer {j + 1}" for j in range(layers_bn)]
+    if not stat.startswith("post"):
+        assert len({(line.get_color(), line.get_linestyle()) for line in bn.lines}) == layers_bn
     if stat.startswith("post"):
         assert not no_bn.lines and "no batch normalization" in no_bn.texts[0].get_text()
     else:
         assert len(no_bn.lines) == layers_bn
+
+
+def test_the_nine_layers_differ_in_colour_and_neighbours_in_line_style_too():
+    styles = layer_plots.layer_styles(9)
+    colors = [matplotlib.colors.to_hex(color) for color, _ in styles]
+    assert len(set(colors)) == 9 and matplotlib.colors.to_hex("C7") not in colors  # grey is the grid's
+    assert all(a[1] != b[1] for a, b in zip(styles, styles[1:]))
 
 
 def test_the_curves_figure_refuses_an_unknown_statistic_or_a_run_without_statistics(runs):
@@ -287,6 +300,17 @@ def test_the_histogram_figure_has_a_column_per_run_and_a_row_per_hidden_layer(ru
     edges = runs["BN"]["history"]["layers"]["hist_edges"][1][0]
     assert fig.axes[0].patches  # the histogram, drawn as one patch
     assert fig.axes[0].get_xlim() == pytest.approx((edges[0], edges[-1]))
+    assert "ReLU's input" in fig.get_supxlabel() and "number of values" in fig.get_supylabel()
+    assert fig.axes[0].get_ylabel() == "layer 1"
+
+
+def test_the_histograms_of_eight_hidden_layers_fit_a_page():
+    layers = {"step": [0], "hist_counts": [[np.ones(10)] * 8], "hist_edges": [[np.linspace(-1, 1, 11)] * 8]}
+    run = {"history": {"layers": layers}}
+    fig = layer_plots.histogram_figure({"no BN": run, "BN": run}, 0)
+    assert len(fig.axes) == 16
+    width, height = fig.get_size_inches()
+    assert width <= 6.5 and height <= 9
 
 
 def test_the_histogram_figure_refuses_an_index_out_of_range(runs):

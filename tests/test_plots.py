@@ -23,13 +23,35 @@ def test_curves_figure_has_a_row_of_cost_loss_accuracy_per_run():
     axes = fig.axes
     assert len(axes) == 6
     assert [ax.get_title() for ax in axes[:3]] == ["no BN: cost", "no BN: loss", "no BN: accuracy"]
-    legend = [t.get_text() for t in axes[5].get_legend().get_texts()]
-    assert legend == ["training", "validation", "test, final: 49.71 %"]
+    assert [t.get_text() for t in axes[5].get_legend().get_texts()] == ["test: 49.71 %"]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["training", "validation", "test, the final network"]
     train, val = axes[4].get_lines()
     np.testing.assert_allclose(train.get_ydata(), runs["BN"]["history"]["train_loss"])
     np.testing.assert_allclose(axes[2].get_lines()[1].get_ydata(), [10, 30, 50])  # accuracies in percent
     np.testing.assert_allclose(axes[2].get_lines()[2].get_ydata(), [53.37, 53.37])
     assert fig.get_suptitle() == "3-layer"
+
+
+def test_the_rows_of_the_curves_figure_share_the_y_axis_of_each_quantity_and_every_axis_is_labelled():
+    runs = {"no BN": fake_run(), "BN": fake_run(shift=1.0)}  # BN's cost and loss 1 higher: its own limits would differ
+    top, bottom = np.array(plots.curves_figure(runs).axes).reshape(2, 3)
+    for above, below in zip(top, bottom):
+        assert above.get_ylim() == below.get_ylim()
+        assert above.get_shared_y_axes().joined(above, below)
+    assert top[1].get_ylim() != top[2].get_ylim()  # loss and accuracy are not on one axis
+    assert [ax.get_ylabel() for ax in top] == [ax.get_ylabel() for ax in bottom] == [
+        "cost (loss + L2 term)", "loss (cross-entropy)", "accuracy (%)"]
+    assert [ax.get_xlabel() for ax in bottom] == ["update step"] * 3
+
+
+def test_a_cost_that_starts_far_above_where_it_ends_can_go_on_a_log_axis_that_says_so():
+    run = fake_run(steps=(0, 10, 20, 30))
+    run["history"]["train_cost"][0] = run["history"]["val_cost"][0] = 10.0  # as notebook 06's wide layers
+    cost, loss, accuracy = plots.curves_figure({"best": run}, log_cost=True).axes
+    assert cost.get_yscale() == "log" and cost.get_ylabel().endswith("log scale")
+    assert loss.get_yscale() == accuracy.get_yscale() == "linear"
+    assert plots.curves_figure({"best": run}).axes[0].get_yscale() == "linear"
 
 
 def seeds(*tests):
@@ -46,31 +68,51 @@ def test_over_seeds_the_first_seed_is_drawn_with_a_band_over_all_seeds():
     lowest, highest = np.linspace(2.5, 1.5, 3), np.linspace(2.5, 1.5, 3) + 0.2
     assert np.isclose(band.min(), lowest.min()) and np.isclose(band.max(), highest.max())
     assert len(loss.collections) == 2  # one band for training, one for validation
-    legend = fig.axes[2].get_legend()
-    assert [t.get_text() for t in legend.get_texts()][-1] == "test, final: 53.00 ± 1.00 %"
-    assert legend.get_title().get_text() == "seed 0, band: min to max of 3 seeds"
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["test: 53.00 ± 1.00 %"]
+    assert fig.legends[0].get_title().get_text() == "seed 0, band: min to max of 3 seeds"
     np.testing.assert_allclose(fig.axes[2].get_lines()[2].get_ydata(), [53.0, 53.0])
 
 
 def test_a_single_run_has_no_band():
     fig = plots.curves_figure({"BN": fake_run()})
     assert all(not ax.collections for ax in fig.axes)
-    assert fig.axes[2].get_legend().get_title().get_text() == ""
+    assert fig.legends[0].get_title().get_text() == ""
 
 
-def test_sensitivity_figure_over_seeds_gives_the_mean_test_accuracy_and_bands():
-    fig = plots.sensitivity_figure({(1e-1, False): seeds(0.50, 0.52), (1e-1, True): seeds(0.53, 0.53)})
-    assert [ax.get_title() for ax in fig.axes] == ["sigma = 0.1, no BN: test mean 51.00 %",
-                                                    "sigma = 0.1, BN: test mean 53.00 %"]
-    assert all(len(ax.collections) == 2 for ax in fig.axes)
+def test_sensitivity_figure_draws_every_seed_and_counts_the_seeds_that_learn():
+    stuck, learns = seeds(0.10)[0], {**fake_run(0.40, shift=-0.5), "config": {"seed": 1}}
+    for part in ("train", "val"):
+        stuck["history"][f"{part}_loss"] = [2.3026, 2.3031, 2.3024]  # at chance: the noise of one seed
+    fig = plots.sensitivity_figure({(1e-3, False): [stuck, learns], (1e-3, True): seeds(0.53, 0.53)})
+    no_bn, bn = fig.axes
+    assert no_bn.get_title() == "sigma = 0.001, no BN\ntest 25.00 ± 21.21 %; 1 of 2 seeds learn"
+    assert bn.get_title() == "sigma = 0.001, BN\ntest 53.00 ± 0.00 %; 2 of 2 seeds learn"
+    assert len(no_bn.get_lines()) == 4  # training and validation of each seed
+    drawn = [list(line.get_ydata()) for line in no_bn.get_lines()]
+    assert stuck["history"]["val_loss"] in drawn and learns["history"]["val_loss"] in drawn
+    assert not no_bn.collections  # lines, no band that hides which seed went where
+    assert fig.legends[0].get_title().get_text() == "one line per seed, 2 seeds"
+
+
+def test_every_panel_of_the_sensitivity_figure_is_on_the_same_y_axis():
+    runs = {(s, bn): fake_run(0.5, shift=s + bn) for s in (1e-1, 1e-4) for bn in (False, True)}
+    for part in ("train", "val"):
+        runs[1e-4, False]["history"][f"{part}_loss"] = [2.3026, 2.3031, 2.3024]  # its own axis would magnify this
+    fig = plots.sensitivity_figure(runs)
+    limits = {ax.get_ylim() for ax in fig.axes}
+    assert len(limits) == 1
+    low, high = limits.pop()
+    assert high - low > 1
+    assert all(ax.get_ylabel() == "loss (cross-entropy)" for ax in fig.axes)
+    assert [ax.get_xlabel() for ax in fig.axes[2:]] == ["update step"] * 2
 
 
 def test_sensitivity_figure_is_a_grid_of_sigma_by_batch_norm():
     runs = {(s, bn): fake_run(0.1 if s < 0.01 and not bn else 0.5) for s in (1e-1, 1e-3, 1e-4) for bn in (False, True)}
     fig = plots.sensitivity_figure(runs)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[:2] == ["sigma = 0.1, no BN: test 50.00 %", "sigma = 0.1, BN: test 50.00 %"]
-    assert titles[4] == "sigma = 0.0001, no BN: test 10.00 %"
+    assert titles[:2] == ["sigma = 0.1, no BN\ntest 50.00 %", "sigma = 0.1, BN\ntest 50.00 %"]
+    assert titles[4] == "sigma = 0.0001, no BN\ntest 10.00 %"
     assert len(fig.axes) == 6
 
 
@@ -124,18 +166,44 @@ def test_a_search_over_seeds_draws_means_with_bars_of_one_std():
     assert ax.get_ylabel() == "validation accuracy, mean of 3 seeds (%)" and ax.get_title() == "averaged"
 
 
-def test_gradcheck_figure_leaves_out_the_unused_parameters():
+def test_gradcheck_figure_draws_dots_on_a_shared_log_axis_and_leaves_out_the_unused_parameters():
     errors = {"W1": 1e-9, "b1": 0.0, "gamma1": 2e-9, "beta1": 3e-9, "W2": 1e-9, "b2": 1e-9}
     result = {"title": "case", "errors": {"centered": errors, "forward": {k: 1e3 * v for k, v in errors.items()}},
               "seconds": {"centered": 1.0, "forward": 0.5}, "unused": ["b1"]}
-    fig = plots.gradcheck_figure([result, result])
-    ax = fig.axes[0]
+    fig = plots.gradcheck_figure([result, {**result, "errors": {m: {k: 10 * v for k, v in e.items()}
+                                                              for m, e in result["errors"].items()}}])
+    ax, other = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["W1", "gamma1", "beta1", "W2", "b2"]
-    assert ax.get_yscale() == "log"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["centered", "forward"]
+    assert ax.get_yscale() == "log" and ax.get_ylim() == other.get_ylim()
+    assert not ax.patches and not ax.containers  # no bars: on a log axis their length means nothing
+    centered, forward = ax.get_lines()
+    assert centered.get_linestyle() == "None" and centered.get_marker() == "o"
+    np.testing.assert_allclose(forward.get_ydata(), [1e-6, 2e-6, 3e-6, 1e-6, 1e-6])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["centered differences", "forward differences"]
+    assert ax.get_ylabel() == "relative error" and other.get_xlabel() == "parameter"
     faster = {**result, "seconds": {"centered": 0.1, "forward": 0.05}}
     assert plots.figure_bytes(plots.gradcheck_figure([faster]), "pdf") == plots.figure_bytes(
         plots.gradcheck_figure([result]), "pdf")
+
+
+def test_a_title_says_the_settings_in_words_and_fits_a_page():
+    title = plots.settings_title("The best model", [("hidden", (1024, 512, 256)), ("lam", 0.002), ("n_s", 4500),
+                                                    ("cycles", 4), ("dropout", 0.2), ("flip", True),
+                                                    ("translate", 2), ("tta", True)])
+    assert title.replace("\n", " ") == (
+        "The best model: hidden layers [1024, 512, 256], lambda 0.002, 4,500 steps per half cycle, 4 cycles,"
+        " dropout 0.2, horizontal flips, translations by up to 2 pixels, tta = True")
+    assert all(len(line) <= 95 for line in title.split("\n"))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: plots.curves_figure({"no BN": fake_run(), "BN": fake_run()}, "title"),
+    lambda: plots.sensitivity_figure({(1e-3, False): fake_run(), (1e-3, True): fake_run()}),
+    lambda: plots.search_figure(search_results()),
+])
+def test_every_figure_is_drawn_at_the_width_of_a_page(make):
+    width, height = make().get_size_inches()
+    assert width == plots.PAGE_WIDTH and height < 9
 
 
 def figures():

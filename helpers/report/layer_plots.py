@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from ..core.probe import LOG_STATS, STATS
 from ..errors import ConfigError
-from .plots import STYLE
+from .plots import PAGE_WIDTH, STYLE
 
 PANEL_COLUMNS = 3
 """Panels per row of layer_curves_figure; more runs wrap onto further rows."""
@@ -30,10 +30,15 @@ def layer_histories(runs):
     return {label: summary["history"]["layers"] for label, summary in runs.items()}
 
 
-def layer_colors(n):
-    """n colours from the first layer (dark) to the last (light), so that depth reads as brightness."""
-    cmap = matplotlib.colormaps["viridis"]
-    return [cmap(0.9 * j / max(1, n - 1)) for j in range(n)]
+LAYER_COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
+"""The tab10 colours but grey (C7), which the grid and reference lines use: one per layer of the 9-layer network."""
+LAYER_DASHES = ("-", "--", "-.", ":")
+
+
+def layer_styles(n):
+    """n (colour, line style) pairs, one per layer, all different: the colours differ up to 9 layers, and
+    the line styles cycle too, so that neighbouring layers differ in both and a grey print still tells them apart."""
+    return [(LAYER_COLORS[j % len(LAYER_COLORS)], LAYER_DASHES[j % len(LAYER_DASHES)]) for j in range(n)]
 
 
 def layer_curves_figure(runs, stat, title=None):
@@ -52,7 +57,7 @@ def layer_curves_figure(runs, stat, title=None):
     columns = min(len(runs), PANEL_COLUMNS)
     rows = math.ceil(len(runs) / columns)
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(3.4 * columns + 1.2, 2.6 * rows + 0.5), layout="constrained")
+        fig = Figure(figsize=(PAGE_WIDTH, 2.0 * rows + 1.1), layout="constrained")
         first = legend_from = None
         for i, (label, layers) in enumerate(histories.items()):
             ax = fig.add_subplot(rows, columns, i + 1, sharey=first)
@@ -60,8 +65,6 @@ def layer_curves_figure(runs, stat, title=None):
                 first = ax
             ax.set_title(label)
             ax.set_xlabel("update step")
-            if i % columns == 0:
-                ax.set_ylabel(STATS[stat])
             if stat in LOG_STATS:
                 ax.set_yscale("log", nonpositive="mask")  # a dead layer's std of 0 leaves a gap
             measured = [values for values in layers[stat] if values is not None]
@@ -72,11 +75,13 @@ def layer_curves_figure(runs, stat, title=None):
             # None (no step before step 0) becomes NaN: a gap in the line.
             n_layers = len(measured[0])
             values = np.array([[np.nan] * n_layers if v is None else v for v in layers[stat]], dtype=float)
-            for j, color in enumerate(layer_colors(n_layers)):
-                ax.plot(layers["step"], values[:, j], color=color, label=f"layer {j + 1}")
+            for j, (color, dashes) in enumerate(layer_styles(n_layers)):
+                ax.plot(layers["step"], values[:, j], color=color, linestyle=dashes, label=f"layer {j + 1}")
             legend_from = ax
-        if legend_from is not None:  # beside the last panel, never over a curve
-            fig.axes[-1].legend(*legend_from.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.01, 1))
+        fig.supylabel(STATS[stat], fontsize=8)  # one label: the panels share their y-axis
+        if legend_from is not None:  # under the panels, never over a curve
+            handles, labels = legend_from.get_legend_handles_labels()
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), handlelength=2.5)
         fig.suptitle(title or f"{STATS[stat]}, per layer, on the probe batch")
     return fig
 
@@ -87,7 +92,8 @@ def histogram_figure(runs, index):
     runs: {label: a summary of a run trained with layer_stats}; index: which
     evaluation, into history["layers"]["step"] (negative counts from the
     end). The values are those at the ReLU's input, each histogram over its
-    own range [-r, r], written in its panel (see helpers.core.probe).
+    own range [-r, r], written in its panel (see helpers.core.probe). At
+    most 8 hidden layers fit the height of a page.
     """
     histories = layer_histories(runs)
     for label, layers in histories.items():
@@ -98,7 +104,7 @@ def histogram_figure(runs, index):
     rows = max(len(layers["hist_counts"][index]) for layers in histories.values())
     columns = len(runs)
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(3.4 * columns + 0.5, 1.4 * rows + 0.8), layout="constrained")
+        fig = Figure(figsize=(PAGE_WIDTH, 0.85 * rows + 1.0), layout="constrained")
         for l in range(rows):
             for c, (label, layers) in enumerate(histories.items()):
                 if l >= len(layers["hist_counts"][index]):
@@ -108,10 +114,12 @@ def histogram_figure(runs, index):
                 ax.stairs(counts, edges, fill=True)
                 ax.set_xlim(edges[0], edges[-1])
                 ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
-                ax.text(0.02, 0.95, f"r = {edges[-1]:.1e}", transform=ax.transAxes, va="top", fontsize=7)
+                ax.text(0.02, 0.95, f"r = {edges[-1]:.2g}", transform=ax.transAxes, va="top", fontsize=7)
                 if l == 0:
                     ax.set_title(f"{label}: step {layers['step'][index]}")
                 if c == 0:
                     ax.set_ylabel(f"layer {l + 1}")
-        fig.suptitle("Each hidden layer's values at the ReLU's input, over their own range [-r, r]")
+        fig.supxlabel("value at the ReLU's input (each panel over its own range [-r, r])", fontsize=8)
+        fig.supylabel("number of values (probe images × units)", fontsize=8)
+        fig.suptitle("Each hidden layer's values at the ReLU's input")
     return fig
