@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from traitlets.config import Config
 
-from helpers.report import job, summary
+from helpers.report import job, summary, writeup
 from helpers.report.settings import notebook_settings
 
 NOTEBOOKS = job.notebook_paths()
@@ -184,13 +184,17 @@ def test_the_sliders_ran_and_their_live_views_are_not_saved(quick_run, notebook)
     assert slider.execution_count and not [o for o in slider.outputs if WIDGET in o.get("data", {})]
 
 
-def test_the_quick_run_puts_the_summary_into_the_readme(quick_run):
-    root, text = quick_run
+def test_the_quick_run_puts_the_headline_into_the_readme_and_writes_its_report(quick_run):
+    root, _ = quick_run
     readme = (root / "README.md").read_text()
-    assert f"{summary.README_BEGIN}\n{text.rstrip()}\n{summary.README_END}" in readme
+    headline = writeup.headline_markdown(root / "figures", quick=True)
+    assert f"{summary.README_BEGIN}\n{headline.rstrip()}\n{summary.README_END}" in readme
     original = (job.REPO / "README.md").read_text()
     assert readme.split(summary.README_BEGIN)[0] == original.split(summary.README_BEGIN)[0]
     assert readme.split(summary.README_END)[1] == original.split(summary.README_END)[1]
+    report = (root / "figures" / "REPORT.md").read_text()
+    assert report == writeup.report_markdown(root / "figures", quick=True, root=root / "figures")
+    assert "## Sensitivity to initialization" in report
 
 
 def test_running_a_notebook_again_recalls_its_runs_from_the_cache(quick_run):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.report import checks, job, settings, summary, verdicts
+from helpers.report import checks, job, settings, summary, verdicts, writeup
 from helpers.core.data import load_cifar10
 from helpers.report.cache import DEFAULT_CACHE_DIR
 from helpers.report.tables import Table
@@ -152,15 +152,6 @@ def test_a_gradient_check_case_compares_both_differences(fake_cifar):
     assert " / " in table.rows[2][2]
 
 
-def test_the_summary_says_how_it_was_made():
-    table, no_findings = Table(["a"], [["1"]]), Table(["b"], [])
-    text = job.summary_text(table, no_findings, {"01_gradient_check": 12.3, "04_lambda_search": 200}, quick=False)
-    assert "`make report`" in text and "cifar-10-batches-py" in text
-    assert "Wall time 3 min 32 s: 01_gradient_check 12 s, 04_lambda_search 3 min 20 s." in text
-    assert text.endswith(table.to_markdown())
-    assert "not comparable" in job.summary_text(table, no_findings, {}, quick=True)
-
-
 def test_the_summary_ends_with_the_conclusions_tested_over_seeds(tmp_path):
     summary.compare("02_three_layer", {"three_layer/no_bn": [0.52, 0.53, 0.525], "three_layer/bn": [0.53, 0.54, 0.535]},
                     tmp_path)
@@ -169,7 +160,7 @@ def test_the_summary_ends_with_the_conclusions_tested_over_seeds(tmp_path):
     seeded = {key: value for _, key, value in summary.gathered(tmp_path, names) if isinstance(value, list)}
     assert list(seeded) == ["three_layer/no_bn", "three_layer/bn"]
     findings = verdicts.findings_table(seeded)
-    text = job.summary_text(summary.gather(tmp_path, names), findings, {}, quick=False)
+    text = writeup.summary_markdown(tmp_path, names, quick=False)
     assert text.endswith("(Welch's t-test):\n\n" + findings.to_markdown())
     assert "| 3-layer [50, 50], no BN beats 3-layer [50, 50], BN (53.37 % against 49.71 %) |" in text
 
@@ -258,11 +249,6 @@ def test_an_unknown_notebook_is_one_line_on_stderr(capsys):
 
     assert main(["report", "--quick", "06_x"]) == 2
     assert capsys.readouterr().err.startswith("error: There is no notebook 06_x")
-
-
-def test_the_summary_names_data_inside_the_repository_by_a_relative_path(tmp_path):
-    assert job.shown_path(job.REPO / "data" / "cifar-10-batches-py") == Path("data/cifar-10-batches-py")
-    assert job.shown_path(tmp_path) == tmp_path.resolve()
 
 
 def test_search_comparison_gives_each_pick_and_its_ratio_to_the_first():

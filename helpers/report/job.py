@@ -39,7 +39,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from traitlets.config import Config
 
-from . import summary, verdicts
+from . import summary, writeup
 from .cache import DEFAULT_CACHE_DIR
 from .settings import FIGURES_DIR, REPO, notebook_settings
 from ..core.data import find_batches_dir
@@ -115,6 +115,13 @@ def executed_folder(quick, figures_dir):
     return NOTEBOOKS_DIR if not quick and figures_dir == FIGURES_DIR.resolve() else figures_dir / "notebooks"
 
 
+def report_path(quick, figures_dir):
+    """Where REPORT.md goes: the repository's, beside the committed notebooks, or <figures_dir>/REPORT.md."""
+    if executed_folder(quick, figures_dir) == NOTEBOOKS_DIR:
+        return REPO / "REPORT.md"
+    return Path(figures_dir) / "REPORT.md"
+
+
 def run_notebook(path, env, executed_dir):
     """Execute the notebook at path on a fresh kernel; save the cleaned, executed copy in executed_dir; return it.
 
@@ -130,7 +137,7 @@ def run_notebook(path, env, executed_dir):
         client.execute(env=env)
     except CellExecutionError as err:
         write_atomically(FAILED_DIR / path.name, nbformat.writes(nb).encode())
-        raise NotebookError(f"{path.name} failed (executed copy: {shown_path(FAILED_DIR / path.name)}):\n{err}") from err
+        raise NotebookError(f"{path.name} failed (executed copy: {writeup.shown_path(FAILED_DIR / path.name)}):\n{err}") from err
     text = notebook_text(clean_outputs(nb), path.name)
     write_atomically(Path(executed_dir) / path.name, text.encode())
     return nb
@@ -179,35 +186,6 @@ def notebook_text(nb, name):
     return text if text.endswith("\n") else text + "\n"
 
 
-def summary_text(table, findings, seconds, quick):
-    """summary.md: how the numbers were made, the table of the report's numbers against ours, and its conclusions tested.
-
-    seconds: {notebook name: wall-clock seconds} of the notebooks just run.
-    findings: verdicts.findings_table of the numbers gathered; left out
-    when it has no row (no conclusion's two settings ran over seeds).
-    """
-    if quick:
-        command = "`python -m helpers.report --quick` (NB_QUICK=1: small runs, not comparable with the report)"
-    else:
-        command = "`make report` (`python -m helpers.report`)"
-    times = ", ".join(f"{name} {format_seconds(s)}" for name, s in seconds.items())
-    return "\n".join([
-        f"Made by {command} on `{shown_path(find_batches_dir())}`, {os.cpu_count()} cores,"
-        f" Python {platform.python_version()}.",
-        f"Wall time {format_seconds(sum(seconds.values()))}: {times}.",
-        "",
-        table.to_markdown(),
-        *(["", "The report's conclusions, tested on our seeds (Welch's t-test):", "", findings.to_markdown()]
-          if findings.rows else []),
-    ])
-
-
-def shown_path(path):
-    """path relative to the repository when it is inside it: the summary is committed."""
-    path = Path(path).resolve()
-    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
-
-
 def format_seconds(seconds):
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest:02d} s" if minutes else f"{seconds:.0f} s"
@@ -215,7 +193,7 @@ def format_seconds(seconds):
 
 def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readme=None,
                notebooks=None, executed_dir=None, log=print):
-    """Run the notebooks, write <figures_dir>/summary.md, and put its table into readme if given.
+    """Run the notebooks; write <figures_dir>/summary.md and REPORT.md (report_path); put the headline into readme if given.
 
     figures_dir: figures/ in full mode, results/quick/ in quick mode unless
     given. notebooks: paths, by default every numbered notebook.
@@ -237,12 +215,14 @@ def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readm
         log(f"  {path.name}: {format_seconds(seconds[path.stem])}")
     # Rows left by earlier runs of the other notebooks still count.
     names = [p.stem for p in notebook_paths()]
-    table = summary.gather(figures_dir, names)
-    seeded = {key: value for _, key, value in summary.gathered(figures_dir, names) if isinstance(value, list)}
-    text = summary_text(table, verdicts.findings_table(seeded), seconds, quick)
+    text = writeup.summary_markdown(figures_dir, names, quick)
     write_atomically(figures_dir / "summary.md", text.encode())
+    report = report_path(quick, figures_dir)
+    writeup.write_report(figures_dir, report, quick)
     if readme is not None:
         readme = Path(readme)
-        write_atomically(readme, summary.replace_readme_block(readme.read_text(), text).encode())
-    log(f"summary in {figures_dir / 'summary.md'}; total {format_seconds(sum(seconds.values()))}")
+        headline = writeup.headline_markdown(figures_dir, quick)
+        write_atomically(readme, summary.replace_readme_block(readme.read_text(), headline).encode())
+    log(f"summary in {figures_dir / 'summary.md'}, the report in {report}; "
+        f"total {format_seconds(sum(seconds.values()))}")
     return text
