@@ -13,8 +13,6 @@ from helpers.core.training import TrainConfig
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
 
 
-
-
 def test_a_finished_run_is_recalled_not_trained_again(cifar, tmp_path, trainings):
     first = cache.cached_experiment(TINY, cifar, tmp_path)
     again = cache.cached_experiment(TINY, cifar, tmp_path)
@@ -124,21 +122,60 @@ def test_the_training_code_is_part_of_the_keys(cifar, monkeypatch):
     assert cache.folder_for("search", {"coarse": 10}, cifar, "/c") != folder
 
 
-def test_the_code_identity_changes_with_every_numeric_source(tmp_path, monkeypatch):
+@pytest.fixture
+def package_copy(tmp_path):
+    """A copy of the package's sources, to edit."""
     copy = tmp_path / "helpers_copy"
     shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(cache, "PACKAGE", copy)
-    cache.code_identity.cache_clear()
-    identities = {cache.code_identity()}
-    sources = [path for pattern in cache.NUMERIC_SOURCES for path in sorted(copy.glob(pattern))]
-    assert {"layers.py", "network.py", "training.py", "experiments.py"} <= {path.name for path in sources}
+    return copy
+
+
+def numeric_sources(folder):
+    return [path for pattern in cache.NUMERIC_SOURCES for path in sorted(folder.glob(pattern))]
+
+
+def test_the_code_identity_is_the_digest_of_the_package(package_copy):
+    assert cache.code_digest(package_copy) == cache.code_identity()
+    names = {path.name for path in numeric_sources(package_copy)}
+    assert {"layers.py", "network.py", "training.py", "experiments.py"} <= names
+
+
+@pytest.mark.parametrize("edit", [
+    lambda source: source + "\n# a comment at the end\n",
+    lambda source: source.replace("\n\n\n", "\n\n\n# a comment between definitions\n", 1),
+    lambda source: source.replace('"""', '"""Edited: ', 1),  # the module's docstring
+    lambda source: source.replace('    """', '    """Edited: ', 1),  # the first function's or class's
+    lambda source: source.replace("\n\n\n", "\n\n\n\n", 1),  # blank lines
+])
+def test_comments_and_docstrings_keep_every_key(package_copy, edit):
+    before = cache.code_digest(package_copy)
+    for path in numeric_sources(package_copy):
+        source = path.read_text()
+        if not source:  # an empty __init__.py
+            continue
+        assert edit(source) != source
+        path.write_text(edit(source))
+    assert cache.code_digest(package_copy) == before
+
+
+def test_a_code_edit_in_any_numeric_source_changes_the_keys(package_copy):
+    """Any change to the code that trains gives new keys: runs of older code
+    are trained again instead of being recalled beside runs of the new code."""
+    identities = {cache.code_digest(package_copy)}
+    sources = numeric_sources(package_copy)
     for path in sources:
-        with open(path, "a") as f:
-            f.write("# edited\n")
-        cache.code_identity.cache_clear()
-        identities.add(cache.code_identity())
-    cache.code_identity.cache_clear()
+        path.write_text(path.read_text() + "\nSTEP = 1\n")
+        identities.add(cache.code_digest(package_copy))
     assert len(identities) == 1 + len(sources)
+
+
+@pytest.mark.parametrize("old, new", [("BN_EPS = 1e-12", "BN_EPS = 1e-11"), ("(S - mu) ** 2", "(S + mu) ** 2")])
+def test_a_changed_constant_or_operator_changes_the_keys(package_copy, old, new):
+    layers = package_copy / "core" / "layers.py"
+    before = cache.code_digest(package_copy)
+    assert old in layers.read_text()
+    layers.write_text(layers.read_text().replace(old, new, 1))
+    assert cache.code_digest(package_copy) != before
 
 
 # --- Runs over seeds -------------------------------------------------------------

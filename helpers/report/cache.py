@@ -18,6 +18,7 @@ A run whose trained network a notebook needs (cached_network) keeps it
 beside its entry, as a checkpoint <cache_dir>/<key>.npz (helpers.checkpoint).
 """
 
+import ast
 import hashlib
 import json
 import warnings
@@ -57,21 +58,44 @@ def data_identity(cifar):
     return {"folder": str(cifar.folder), "n_train": len(cifar.train.y), "digest": content.hexdigest()}
 
 
+def code_digest(folder, patterns=NUMERIC_SOURCES):
+    """A digest of what the Python files of folder matching patterns do, not of how they are written.
+
+    Each file is parsed and its syntax tree dumped without docstrings:
+    comments, blank lines, line breaks and docstrings leave the digest as it
+    is, while any change of the code (a constant, an operator, a renamed
+    variable) changes it. The trees of another Python version may differ,
+    and change the digest too.
+    """
+    content = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(Path(folder).glob(pattern)):
+            tree = WithoutDocstrings().visit(ast.parse(path.read_text()))
+            content.update(ast.dump(tree).encode())
+    return content.hexdigest()[:32]
+
+
+class WithoutDocstrings(ast.NodeTransformer):
+    """Drops every statement that is a bare string: docstrings of modules, classes,
+    functions and attributes, which the code never runs."""
+
+    def visit_Expr(self, node):
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return None
+        return node
+
+
 @lru_cache(maxsize=1)
 def code_identity():
-    """A digest of the source of the NUMERIC_SOURCES.
+    """code_digest of the NUMERIC_SOURCES of this package.
 
     Training is deterministic for one version of the code only: a change that
     merely reorders a floating-point sum moves every result as another seed
     would. With this in the keys, runs of older code are trained again instead
-    of being recalled beside runs of the new code. Any edit counts, comments
-    included: a needless retraining costs time, never a result.
+    of being recalled beside runs of the new code; an edit of a comment or a
+    docstring recalls them.
     """
-    content = hashlib.sha256()
-    for pattern in NUMERIC_SOURCES:
-        for path in sorted(PACKAGE.glob(pattern)):
-            content.update(path.read_bytes())
-    return content.hexdigest()[:32]
+    return code_digest(PACKAGE)
 
 
 def run_key(config, data):
