@@ -16,6 +16,8 @@ result.
 
 A run whose trained network a notebook needs (cached_network) keeps it
 beside its entry, as a checkpoint <cache_dir>/<key>.npz (helpers.checkpoint).
+No call rewrites an entry that can be read: a configuration, its seed and
+the data have one result, wherever it is shown.
 """
 
 import ast
@@ -167,33 +169,71 @@ def cached_experiment(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True)
     return summary
 
 
-def cached_network(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True):
-    """The trained network of config on cifar, and its summary: recalled if both are stored, else trained here.
+def cached_network(config, cifar, cache_dir=DEFAULT_CACHE_DIR, executor=None, progress=True):
+    """The trained network of config on cifar, and its summary: recalled if both are stored, else trained.
 
     Returns (Network, summary). The network is kept as a checkpoint beside
-    the run's entry, <key>.npz next to <key>.json. A run stored without its
-    network (trained by cached_seeds, which keeps summaries only) is trained
-    again, in this process, and both files are written, the entry first:
-    a checkpoint is only ever written after the entry of the same training,
-    so the two always describe one run. A damaged checkpoint is trained again,
-    with a warning, like a damaged entry.
+    the run's entry, <key>.npz next to <key>.json, and is the very network
+    whose summary the entry holds. It is trained the way cached_seeds trains
+    every run (helpers.seeds.train_each: a worker process, one BLAS
+    thread), so that a run stored without its network (cached_seeds keeps
+    summaries only) can be trained again to get it. Its entry is never
+    rewritten: the checkpoint is written only if the new training reproduced
+    the stored summary, every number but the times. If it did not (other
+    BLAS kernels, say), a warning says so, nothing is written, and the new
+    network comes back with its own summary. A damaged checkpoint is trained
+    again, with a warning.
     """
     data = data_identity(cifar)
     path = Path(cache_dir) / f"{run_key(config, data)}.json"
     checkpoint = path.with_suffix(".npz")
-    summary = read_entry(path)
-    if summary is not None and checkpoint.is_file():
+    stored = read_entry(path)
+    if stored is not None and checkpoint.is_file():
         try:
-            return load_network(checkpoint)[0], summary
+            return load_network(checkpoint)[0], stored
         except CheckpointError as err:
             warnings.warn(f"Ignoring the damaged checkpoint {checkpoint} ({err}); the run is trained again.")
-    summary, result = run_experiment(config, cifar, progress=progress)
-    if not summary["interrupted"] and store(path, data, summary):
+    kept = {}
+
+    def keep(config, summary, net):
+        check_trained_on(summary, cifar)
+        summary = as_stored(summary)
+        if stored is not None and without_times(summary) != without_times(stored):
+            warnings.warn(f"Training again the run stored in {path} gave another result (test accuracy "
+                          f"{summary['test_accuracy']:.4f}, stored {stored['test_accuracy']:.4f}): the stored run "
+                          "is kept without its network, and the network returned is the new one.")
+            kept["run"] = net, summary
+            return
+        kept["run"] = net, stored or summary
+        if stored is None and not store(path, data, summary):
+            return
         try:
-            save_network(result.net, checkpoint, config.to_dict())
+            save_network(net, checkpoint, config.to_dict())
         except OSError as err:
             warnings.warn(f"Could not store the network in the cache ({err}); it will be trained again next time.")
-    return result.net, summary
+
+    train_each([config], executor, cifar.folder, cifar.split, len(cifar.train.y), progress, keep, keep_networks=True)
+    return kept["run"]
+
+
+TIMES = ("train_seconds", "ms_per_step")
+"""The numbers of a summary that measure time: two trainings of one run differ in these only."""
+
+
+def without_times(summary):
+    return {key: value for key, value in summary.items() if key not in TIMES}
+
+
+def as_stored(summary):
+    """summary as read back from an entry (JSON has lists, not tuples)."""
+    return json.loads(json.dumps(summary))
+
+
+def check_trained_on(summary, cifar):
+    """Refuse a summary that a worker trained on other data than cifar: it must not be stored under its key."""
+    if summary["n_train"] != len(cifar.train.y) or summary["data"] != str(cifar.folder):
+        raise RuntimeError(f"A worker trained on {summary['data']} ({summary['n_train']} images), "
+                           f"not on the data of this call ({cifar.folder}); nothing stored.")
 
 
 def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=None, progress=True):
@@ -214,13 +254,11 @@ def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=No
     found = {key: read_entry(Path(cache_dir) / f"{key}.json") for key in paths}
     todo = [config for key, config in paths.items() if found[key] is None]
 
-    def keep(config, summary):
-        if summary["n_train"] != len(cifar.train.y) or summary["data"] != str(cifar.folder):
-            raise RuntimeError(f"A worker trained on {summary['data']} ({summary['n_train']} images), "
-                               f"not on the data of this call ({cifar.folder}); nothing stored.")
+    def keep(config, summary, _):
+        check_trained_on(summary, cifar)
         key = run_key(config, data)
         store(Path(cache_dir) / f"{key}.json", data, summary)
-        found[key] = summary
+        found[key] = as_stored(summary)
 
     train_each(todo, executor, cifar.folder, cifar.split, len(cifar.train.y), progress, on_result=keep)
     return {label: [found[run_key(config, data)] for config in seeded] for label, seeded in runs.items()}
