@@ -2,7 +2,6 @@
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -258,11 +257,6 @@ def test_an_unknown_notebook_is_one_line_on_stderr(capsys):
 
     assert main(["report", "--quick", "06_x"]) == 2
     assert capsys.readouterr().err.startswith("error: There is no notebook 06_x")
-
-
-def test_the_summary_names_data_inside_the_repository_by_a_relative_path(tmp_path):
-    assert job.shown_path(job.REPO / "data" / "cifar-10-batches-py") == Path("data/cifar-10-batches-py")
-    assert job.shown_path(tmp_path) == tmp_path.resolve()
 
 
 def test_search_comparison_gives_each_pick_and_its_ratio_to_the_first():

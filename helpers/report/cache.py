@@ -32,7 +32,7 @@ import numpy as np
 from ..checkpoint import load_network, save_network
 from ..errors import CheckpointError
 from ..experiments import run_experiment
-from ..files import write_atomically
+from ..files import shown_path, write_atomically
 from ..seeds import seed_configs, train_each
 
 CACHE_VERSION = 2
@@ -231,7 +231,7 @@ def as_stored(summary):
 
 def check_trained_on(summary, cifar):
     """Refuse a summary that a worker trained on other data than cifar: it must not be stored under its key."""
-    if summary["n_train"] != len(cifar.train.y) or summary["data"] != str(cifar.folder):
+    if summary["n_train"] != len(cifar.train.y) or summary["data"] != shown_path(cifar.folder):
         raise RuntimeError(f"A worker trained on {summary['data']} ({summary['n_train']} images), "
                            f"not on the data of this call ({cifar.folder}); nothing stored.")
 

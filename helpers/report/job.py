@@ -34,7 +34,7 @@ from .cache import DEFAULT_CACHE_DIR
 from .settings import REPO, notebook_settings
 from ..core.data import find_batches_dir
 from ..errors import NotebookError
-from ..files import write_atomically
+from ..files import shown_path, write_atomically
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -131,12 +131,6 @@ def summary_text(table, findings, seconds, quick):
         *(["", "The report's conclusions, tested on our seeds (Welch's t-test):", "", findings.to_markdown()]
           if findings.rows else []),
     ])
-
-
-def shown_path(path):
-    """path relative to the repository when it is inside it: the summary is committed."""
-    path = Path(path).resolve()
-    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def format_seconds(seconds):
