@@ -332,3 +332,31 @@ def test_a_damaged_checkpoint_is_trained_again_with_a_warning(cifar, tmp_path, t
         net, _ = cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)
     assert seed_trainings == [TINY, TINY]
     assert same_network(load_network(checkpoint)[0], net)
+
+
+# --- Other results ------------------------------------------------------------------
+
+
+def test_a_result_is_computed_once_then_recalled(cifar, fake_cifar, tmp_path):
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return {"seconds": 0.1 * len(computed), "sizes": (1, 2)}
+
+    first = cache.cached_result("check", {"n": 3}, cifar, compute, tmp_path)
+    assert first == {"seconds": 0.1, "sizes": [1, 2]}  # as JSON gives it back, recalled or not
+    assert cache.cached_result("check", {"n": 3}, cifar, compute, tmp_path) == first
+    assert len(computed) == 1
+    cache.cached_result("check", {"n": 4}, cifar, compute, tmp_path)
+    cache.cached_result("check", {"n": 3}, load_cifar10(fake_cifar, split="small", n_train=10), compute, tmp_path)
+    assert len(computed) == 3
+
+
+def test_a_damaged_result_is_computed_again_with_a_warning(cifar, tmp_path):
+    path = cache.folder_for("check", {}, cifar, tmp_path).with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"seconds": ')
+    with pytest.warns(UserWarning, match="damaged cache file"):
+        assert cache.cached_result("check", {}, cifar, lambda: {"seconds": 2.0}, tmp_path) == {"seconds": 2.0}
+    assert json.loads(path.read_text()) == {"seconds": 2.0}

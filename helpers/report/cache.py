@@ -125,6 +125,32 @@ def folder_for(name, settings, cifar, cache_dir=DEFAULT_CACHE_DIR):
     return Path(cache_dir) / f"{name}-{key}"
 
 
+def cached_result(name, settings, cifar, compute, cache_dir=DEFAULT_CACHE_DIR):
+    """The JSON-able result of compute(): recalled if stored, else computed and stored.
+
+    For work other than a training run (e.g. notebook 01's gradient checks),
+    keyed like folder_for by name, settings, the data and the code, and
+    stored as <cache_dir>/<name>-<hex digest>.json: a re-run recalls its
+    numbers, times included, instead of measuring them again. The result is
+    returned as read back from JSON, computed or recalled. A damaged file is
+    computed again, with a warning; a result that cannot be stored is
+    returned all the same, with a warning.
+    """
+    path = folder_for(name, settings, cifar, cache_dir).with_suffix(".json")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as err:
+        warnings.warn(f"Ignoring the damaged cache file {path} ({err}); it is computed again.")
+    result = as_stored(compute())
+    try:
+        write_atomically(path, json.dumps(result).encode())
+    except OSError as err:
+        warnings.warn(f"Could not store {path.name} in the cache ({err}); it will be computed again next time.")
+    return result
+
+
 def entry_path(config, cifar, cache_dir=DEFAULT_CACHE_DIR):
     """Where the run of config on cifar is (or would be) stored."""
     return Path(cache_dir) / f"{run_key(config, data_identity(cifar))}.json"
