@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from helpers.core import probe  # noqa: E402
 from helpers.core.data import SPLITS, load_cifar10  # noqa: E402
 from helpers.core.training import TrainConfig, train  # noqa: E402
+from helpers.files import shown_path  # noqa: E402
 from speed import NETWORKS, blas_info  # noqa: E402  (this folder is on sys.path: the script's own)
 
 
@@ -107,7 +108,7 @@ def main():
         parser.error(f"need --steps >= 2 and --rounds >= 1, got {args.steps} and {args.rounds}")
 
     cifar = load_cifar10(args.data_dir, split=args.split)
-    results = {"data": str(cifar.folder), "split": args.split, "n_train": len(cifar.train.X),
+    results = {"data": shown_path(cifar.folder), "split": args.split, "n_train": len(cifar.train.X),
                "blas": blas_info(), "rounds": args.rounds}
     print(f"data: {results['data']} ({args.split} split, {results['n_train']} training images)"
           f"\nBLAS: {results['blas']}")

@@ -49,6 +49,7 @@ from helpers.core.layers import BN_EPS  # noqa: E402
 from helpers.core.network import init_network  # noqa: E402
 from helpers.core.optim import cyclical_eta  # noqa: E402
 from helpers.core.training import TrainConfig, train  # noqa: E402
+from helpers.files import shown_path  # noqa: E402
 
 NETWORKS = {"3-layer BN": (50, 50), "9-layer BN": (50, 30, 20, 20, 10, 10, 10, 10)}
 PHASES = ("gather the batch", "forward and loss", "backward", "update")
@@ -369,7 +370,7 @@ def main():
     # what it inherited from its parent before exec.
     peak = None if args.skip_memory else peak_memory_mb_of_training(args.data_dir)
     results = {
-        "data": str(find_batches_dir(args.data_dir)),
+        "data": shown_path(find_batches_dir(args.data_dir)),
         "blas": blas_info(),
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
         "networks": {},

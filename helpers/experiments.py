@@ -11,6 +11,7 @@ import numpy as np
 from .core.augment import tta_proba
 from .core.network import accuracy, forward
 from .core.training import ensemble_accuracy, train
+from .files import shown_path
 
 
 def summarize(result, cifar):
@@ -34,7 +35,7 @@ def summarize(result, cifar):
         "ms_per_step": 1000 * result.train_seconds / max(1, result.steps),
         "interrupted": result.interrupted,
         "n_train": len(cifar.train.X),
-        "data": str(cifar.folder),
+        "data": shown_path(cifar.folder),
         "config": result.config.to_dict(),
         "history": {**result.history, "eta": result.etas.tolist()},
         **precise_bn_summary(result, cifar),

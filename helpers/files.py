@@ -21,6 +21,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def write_atomically(path, data: bytes):
     """Write data (bytes, or any bytes-like object) to path through a temporary
@@ -46,6 +48,16 @@ def write_atomically(path, data: bytes):
         tmp.unlink(missing_ok=True)
         raise
     sync_folder(path.parent)
+
+
+def shown_path(path):
+    """path relative to the repository when it is inside it, else absolute, as a string.
+
+    For paths written into results that may be committed (the data folder of
+    a run, say): a reader's clone is elsewhere, and a home folder is nobody's business.
+    """
+    path = Path(path).resolve()
+    return (path.relative_to(REPO) if path.is_relative_to(REPO) else path).as_posix()
 
 
 def write_json(path, obj):

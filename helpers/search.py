@@ -376,7 +376,7 @@ def cached_cifar(data_dir, n_train, split="report"):
 
 
 def experiment_in_worker(config, data_dir, n_train, split, name):
-    """Train config on the worker's cached data; return (run_experiment's summary, seconds).
+    """Train config on the worker's cached data; return (run_experiment's summary, the trained Network, seconds).
 
     seconds: training and evaluation, not loading the data. name (e.g.
     "run 1.3") says which run a Ctrl-C stopped. A run interrupted halfway
@@ -389,12 +389,12 @@ def experiment_in_worker(config, data_dir, n_train, split, name):
     start = time.perf_counter()
     PoolWorker.running = True
     try:
-        summary, _ = run_experiment(config, cifar, progress=False)
+        summary, result = run_experiment(config, cifar, progress=False)
     finally:
         PoolWorker.running = False
     if summary["interrupted"]:
         raise KeyboardInterrupt(f"{name} was interrupted")
-    return summary, time.perf_counter() - start
+    return summary, result.net, time.perf_counter() - start
 
 
 def train_run(run):
@@ -409,7 +409,7 @@ def train_run(run):
     (the TrainConfig as a dict), which identify the run.
     """
     name = f"run {run.stage}.{run.index} ({field_label(run.param)} {run.value:.3g})"
-    summary, seconds = experiment_in_worker(run.config, run.data_dir, run.n_train, "report", name)
+    summary, _, seconds = experiment_in_worker(run.config, run.data_dir, run.n_train, "report", name)
     return {
         "lam": run.config.lam,
         "param": run.param,

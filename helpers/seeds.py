@@ -36,12 +36,13 @@ ACCURACIES = ("test_accuracy", "ensemble_test_accuracy", "val_accuracy")
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One run: what a worker needs to train it."""
+    """One run: what a worker needs to train it, and whether to send its trained network back."""
 
     config: TrainConfig
     data_dir: str | None
     split: str
     n_train: int | None
+    keep_network: bool = False
 
 
 def check_seeds(seeds):
@@ -56,22 +57,31 @@ def seed_configs(config, seeds):
 
 
 def train_seed(run):
-    """Train one run in a worker; return its summary (helpers.experiments.summarize)."""
-    summary, _ = experiment_in_worker(run.config, run.data_dir, run.n_train, run.split, f"seed {run.config.seed}")
-    return summary
+    """Train one run in a worker -> (its summary (helpers.experiments.summarize), its Network or None).
+
+    The trained network comes back only if run.keep_network: most callers
+    keep summaries only, and need not wait for the arrays to travel.
+    """
+    summary, net, _ = experiment_in_worker(run.config, run.data_dir, run.n_train, run.split,
+                                           f"seed {run.config.seed}")
+    return summary, (net if run.keep_network else None)
 
 
-def train_each(configs, executor=None, data_dir=None, split="report", n_train=None, progress=True, on_result=None):
+def train_each(configs, executor=None, data_dir=None, split="report", n_train=None, progress=True, on_result=None,
+               keep_networks=False):
     """Train every TrainConfig of configs in parallel on executor; return their summaries, in order.
 
     executor: any concurrent.futures.Executor (e.g. dask's
     Client.get_executor()); None makes a process_pool() for these runs, with
-    at most one worker per run. data_dir, split and n_train choose the data
-    as in helpers.core.data.load_cifar10; each worker loads it itself.
-    on_result(config, summary) is called in this process as each run
-    finishes, so that a caller can keep it (e.g. in a cache) even if a later
-    run fails or Ctrl-C stops the rest. If a run fails, the runs not started
-    are cancelled and its error is raised.
+    at most one worker per run and one BLAS thread per worker, however few
+    the runs: a run then gives the same numbers whichever call trains it
+    (another thread count may sum in another order). data_dir, split and
+    n_train choose the data as in helpers.core.data.load_cifar10; each
+    worker loads it itself. on_result(config, summary, net) is called in
+    this process as each run finishes, so that a caller can keep it (e.g. in
+    a cache) even if a later run fails or Ctrl-C stops the rest; net is the
+    trained Network with keep_networks, else None. If a run fails, the runs
+    not started are cancelled and its error is raised.
     """
     for config in configs:
         check_config(config, n_train)
@@ -79,16 +89,17 @@ def train_each(configs, executor=None, data_dir=None, split="report", n_train=No
         return []
     if data_dir is not None:
         data_dir = os.path.abspath(data_dir)  # a worker may run in another folder
-    runs = [SeedRun(config, data_dir, split, n_train) for config in configs]
+    runs = [SeedRun(config, data_dir, split, n_train, keep_networks) for config in configs]
     summaries = {}
 
-    def keep(run, summary):
+    def keep(run, result):
+        summary, net = result
         summaries[id(run)] = summary
         if on_result is not None:
-            on_result(run.config, summary)
+            on_result(run.config, summary, net)
         bar.update(1)
 
-    with nullcontext(executor) if executor is not None else process_pool(min(len(runs), cores())) as ex, \
+    with nullcontext(executor) if executor is not None else process_pool(min(len(runs), cores()), 1) as ex, \
             progress_bar(len(runs), progress, desc="runs", unit="run") as bar:
         run_each(ex, train_seed, runs, keep)
     return [summaries[id(run)] for run in runs]

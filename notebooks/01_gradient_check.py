@@ -37,6 +37,7 @@
 # %% tags=["parameters"]
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
 FIGURES = None  # folder for figures and comparison rows; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
+CACHE = None  # folder of finished work; None: NB_CACHE_DIR, else results/cache/
 
 # %%
 # %matplotlib inline
@@ -46,8 +47,8 @@ from helpers.report import checks, plots, summary
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 
-settings = notebook_settings(quick=QUICK, figures=FIGURES)
-QUICK, FIGURES = settings.quick, settings.figures
+settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
+QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
 N_FULL = 20 if QUICK else 100  # images in the last, full-size check
 
 # %% [markdown]
@@ -64,14 +65,16 @@ N_FULL = 20 if QUICK else 100  # images in the last, full-size check
 # moves a whole column of a weight matrix at once, as a batch, and recomputes
 # only what the move can change (`helpers/core/gradcheck.py` says how). Both
 # on the first case, with the images of `data_batch_1`, as in
-# `python -m helpers gradcheck`:
+# `python -m helpers gradcheck`. Every check below is made once and kept in
+# the cache (`results/cache/`), keyed by the cases, the data and the code, so
+# a re-run shows the same errors and times.
 
 # %%
 cifar = load_cifar10(split="small")
-first = checks.run_case(checks.report_cases(N_FULL)[0], cifar.train.X, cifar.train.y,
-                        methods=("textbook", "centered"))
+made = checks.cached_checks(cifar, N_FULL, CACHE)
+first = made["first"]
 display(checks.side_by_side(first))
-print(f"Largest difference between the two numerical gradients: {checks.largest_difference(first):.1e}")
+print(f"Largest difference between the two numerical gradients: {first['largest_difference']:.1e}")
 
 # %% [markdown]
 # The two give the same numbers, to their rounding: the fast check is the
@@ -82,7 +85,7 @@ print(f"Largest difference between the two numerical gradients: {checks.largest_
 # ## The report's four checks, centered and forward
 
 # %%
-results = [checks.run_case(case, cifar.train.X, cifar.train.y) for case in checks.report_cases(N_FULL)]
+results = made["cases"]
 for result in results:
     display(checks.side_by_side(result))
 

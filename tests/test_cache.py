@@ -3,16 +3,17 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from helpers import seeds
+from helpers.checkpoint import load_network
 from helpers.report import cache
 from helpers.core.data import load_cifar10
+from helpers.core.network import accuracy
 from helpers.core.training import TrainConfig
 
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
-
-
 
 
 def test_a_finished_run_is_recalled_not_trained_again(cifar, tmp_path, trainings):
@@ -124,21 +125,60 @@ def test_the_training_code_is_part_of_the_keys(cifar, monkeypatch):
     assert cache.folder_for("search", {"coarse": 10}, cifar, "/c") != folder
 
 
-def test_the_code_identity_changes_with_every_numeric_source(tmp_path, monkeypatch):
+@pytest.fixture
+def package_copy(tmp_path):
+    """A copy of the package's sources, to edit."""
     copy = tmp_path / "helpers_copy"
     shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(cache, "PACKAGE", copy)
-    cache.code_identity.cache_clear()
-    identities = {cache.code_identity()}
-    sources = [path for pattern in cache.NUMERIC_SOURCES for path in sorted(copy.glob(pattern))]
-    assert {"layers.py", "network.py", "training.py", "experiments.py"} <= {path.name for path in sources}
+    return copy
+
+
+def numeric_sources(folder):
+    return [path for pattern in cache.NUMERIC_SOURCES for path in sorted(folder.glob(pattern))]
+
+
+def test_the_code_identity_is_the_digest_of_the_package(package_copy):
+    assert cache.code_digest(package_copy) == cache.code_identity()
+    names = {path.name for path in numeric_sources(package_copy)}
+    assert {"layers.py", "network.py", "training.py", "experiments.py"} <= names
+
+
+@pytest.mark.parametrize("edit", [
+    lambda source: source + "\n# a comment at the end\n",
+    lambda source: source.replace("\n\n\n", "\n\n\n# a comment between definitions\n", 1),
+    lambda source: source.replace('"""', '"""Edited: ', 1),  # the module's docstring
+    lambda source: source.replace('    """', '    """Edited: ', 1),  # the first function's or class's
+    lambda source: source.replace("\n\n\n", "\n\n\n\n", 1),  # blank lines
+])
+def test_comments_and_docstrings_keep_every_key(package_copy, edit):
+    before = cache.code_digest(package_copy)
+    for path in numeric_sources(package_copy):
+        source = path.read_text()
+        if not source:  # an empty __init__.py
+            continue
+        assert edit(source) != source
+        path.write_text(edit(source))
+    assert cache.code_digest(package_copy) == before
+
+
+def test_a_code_edit_in_any_numeric_source_changes_the_keys(package_copy):
+    """Any change to the code that trains gives new keys: runs of older code
+    are trained again instead of being recalled beside runs of the new code."""
+    identities = {cache.code_digest(package_copy)}
+    sources = numeric_sources(package_copy)
     for path in sources:
-        with open(path, "a") as f:
-            f.write("# edited\n")
-        cache.code_identity.cache_clear()
-        identities.add(cache.code_identity())
-    cache.code_identity.cache_clear()
+        path.write_text(path.read_text() + "\nSTEP = 1\n")
+        identities.add(cache.code_digest(package_copy))
     assert len(identities) == 1 + len(sources)
+
+
+@pytest.mark.parametrize("old, new", [("BN_EPS = 1e-12", "BN_EPS = 1e-11"), ("(S - mu) ** 2", "(S + mu) ** 2")])
+def test_a_changed_constant_or_operator_changes_the_keys(package_copy, old, new):
+    layers = package_copy / "core" / "layers.py"
+    before = cache.code_digest(package_copy)
+    assert old in layers.read_text()
+    layers.write_text(layers.read_text().replace(old, new, 1))
+    assert cache.code_digest(package_copy) != before
 
 
 # --- Runs over seeds -------------------------------------------------------------
@@ -208,7 +248,7 @@ def test_the_seeds_finished_before_a_failure_are_kept(cifar, tmp_path, monkeypat
 
 def test_a_run_on_other_data_is_never_stored(cifar, tmp_path, threads, monkeypatch):
     real = seeds.train_seed
-    monkeypatch.setattr(seeds, "train_seed", lambda run: {**real(run), "n_train": 7})
+    monkeypatch.setattr(seeds, "train_seed", lambda run: ({**real(run)[0], "n_train": 7}, None))
     with pytest.raises(RuntimeError, match="nothing stored"):
         cache.cached_seeds({"run": TINY}, cifar, 2, tmp_path, threads, progress=False)
     assert list(tmp_path.glob("*.json")) == []
@@ -219,3 +259,104 @@ def test_cached_seeds_on_its_own_pool_of_processes(fake_cifar, tmp_path):
     runs = cache.cached_seeds({"run": TINY}, cifar, 2, tmp_path, progress=False)
     assert [run["n_train"] for run in runs["run"]] == [15, 15]
     assert cache.lookup(replace(TINY, seed=1), cifar, tmp_path) == runs["run"][1]
+
+
+def test_a_run_on_its_own_is_trained_with_one_blas_thread(cifar, tmp_path, monkeypatch):
+    """Like each seed of a pool: one run alone must not get both cores' threads, which may sum in another order."""
+    pools = []
+
+    def recording_pool(workers, blas_threads=None):
+        pools.append((workers, blas_threads))
+        return ThreadPoolExecutor(workers)
+
+    monkeypatch.setattr(seeds, "process_pool", recording_pool)
+    cache.cached_seeds({"run": TINY}, cifar, 1, tmp_path, progress=False)
+    cache.cached_network(replace(TINY, seed=5), cifar, tmp_path, progress=False)
+    assert pools == [(1, 1), (1, 1)]
+
+
+# --- Trained networks --------------------------------------------------------------
+
+
+def same_network(a, b):
+    return (a.dims == b.dims and a.params.keys() == b.params.keys()
+            and all(np.array_equal(a.params[n], b.params[n]) for n in a.params)
+            and all(np.array_equal(a.running[n], b.running[n]) for n in a.running))
+
+
+def test_the_network_is_trained_once_then_loaded_from_its_checkpoint(cifar, tmp_path, threads, seed_trainings):
+    net, summary = cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)
+    entry = cache.entry_path(TINY, cifar, tmp_path)
+    assert entry.is_file() and entry.with_suffix(".npz").is_file()
+    again, recalled = cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)
+    assert seed_trainings == [TINY]
+    assert same_network(again, net)
+    assert recalled == summary == cache.lookup(TINY, cifar, tmp_path)
+    assert accuracy(again, cifar.test.X, cifar.test.y) == summary["test_accuracy"]
+    assert load_network(entry.with_suffix(".npz"))[1] == TINY.to_dict()
+
+
+def test_the_network_of_a_stored_run_is_that_run_and_its_entry_is_never_rewritten(cifar, tmp_path, threads,
+                                                                                   seed_trainings):
+    stored = cache.cached_seeds({"run": TINY}, cifar, 2, tmp_path, threads, progress=False)["run"]
+    entry = cache.entry_path(TINY, cifar, tmp_path)
+    written = entry.read_bytes()
+    net, summary = cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)
+    assert len(seed_trainings) == 3  # seeds 0 and 1, then seed 0 again for its network
+    assert entry.read_bytes() == written
+    assert summary == stored[0]
+    assert accuracy(net, cifar.test.X, cifar.test.y) == stored[0]["test_accuracy"]
+    assert same_network(load_network(entry.with_suffix(".npz"))[0], net)
+    assert cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)[1] == stored[0]
+    assert len(seed_trainings) == 3
+
+
+def test_a_stored_run_that_training_does_not_reproduce_is_kept_without_a_network(cifar, tmp_path, threads):
+    path = cache.entry_path(TINY, cifar, tmp_path)
+    stored = cache.cached_experiment(TINY, cifar, tmp_path, progress=False)
+    other = {**stored, "test_accuracy": stored["test_accuracy"] + 0.25}  # as if trained on other BLAS kernels
+    cache.store(path, cache.data_identity(cifar), other)
+    written = path.read_bytes()
+    with pytest.warns(UserWarning, match="gave another result"):
+        net, summary = cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)
+    assert path.read_bytes() == written
+    assert not path.with_suffix(".npz").exists()
+    assert summary["test_accuracy"] == stored["test_accuracy"] == accuracy(net, cifar.test.X, cifar.test.y)
+
+
+def test_a_damaged_checkpoint_is_trained_again_with_a_warning(cifar, tmp_path, threads, seed_trainings):
+    cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)
+    checkpoint = cache.entry_path(TINY, cifar, tmp_path).with_suffix(".npz")
+    checkpoint.write_bytes(b"not a zip file")
+    with pytest.warns(UserWarning, match="damaged checkpoint"):
+        net, _ = cache.cached_network(TINY, cifar, tmp_path, threads, progress=False)
+    assert seed_trainings == [TINY, TINY]
+    assert same_network(load_network(checkpoint)[0], net)
+
+
+# --- Other results ------------------------------------------------------------------
+
+
+def test_a_result_is_computed_once_then_recalled(cifar, fake_cifar, tmp_path):
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return {"seconds": 0.1 * len(computed), "sizes": (1, 2)}
+
+    first = cache.cached_result("check", {"n": 3}, cifar, compute, tmp_path)
+    assert first == {"seconds": 0.1, "sizes": [1, 2]}  # as JSON gives it back, recalled or not
+    assert cache.cached_result("check", {"n": 3}, cifar, compute, tmp_path) == first
+    assert len(computed) == 1
+    cache.cached_result("check", {"n": 4}, cifar, compute, tmp_path)
+    cache.cached_result("check", {"n": 3}, load_cifar10(fake_cifar, split="small", n_train=10), compute, tmp_path)
+    assert len(computed) == 3
+
+
+def test_a_damaged_result_is_computed_again_with_a_warning(cifar, tmp_path):
+    path = cache.folder_for("check", {}, cifar, tmp_path).with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"seconds": ')
+    with pytest.warns(UserWarning, match="damaged cache file"):
+        assert cache.cached_result("check", {}, cifar, lambda: {"seconds": 2.0}, tmp_path) == {"seconds": 2.0}
+    assert json.loads(path.read_text()) == {"seconds": 2.0}

@@ -1,4 +1,4 @@
-"""Notebook 07's package code: the accuracy with batch statistics, the cached network, the studies and figures."""
+"""Notebook 07's package code: the accuracy with batch statistics, the studies and figures."""
 
 import json
 from dataclasses import replace
@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from helpers.checkpoint import load_network
 from helpers.core.data import load_cifar10
 from helpers.core.layers import BN_EPS
 from helpers.core.network import accuracy, init_network
@@ -74,44 +73,6 @@ def test_the_summary_has_the_batch_statistics_accuracy_of_bn_networks_only(cifar
     assert bn["batch_stats_test_accuracy"] == batch_stats_accuracy(result.net, cifar.test.X, cifar.test.y, 10)
     plain, _ = run_experiment(replace(TINY, batch_norm=False), cifar, progress=False)
     assert plain["batch_stats_test_accuracy"] is None
-
-
-# ---------------------------------------------------------------- the cached network
-
-
-def same_network(a, b):
-    return (a.dims == b.dims and a.params.keys() == b.params.keys()
-            and all(np.array_equal(a.params[n], b.params[n]) for n in a.params)
-            and all(np.array_equal(a.running[n], b.running[n]) for n in a.running))
-
-
-def test_the_network_is_trained_once_then_loaded_from_its_checkpoint(cifar, tmp_path, trainings):
-    net, summary = cache.cached_network(TINY, cifar, tmp_path, progress=False)
-    entry = cache.entry_path(TINY, cifar, tmp_path)
-    assert entry.is_file() and entry.with_suffix(".npz").is_file()
-    again, recalled = cache.cached_network(TINY, cifar, tmp_path, progress=False)
-    assert trainings == [TINY]
-    assert same_network(again, net)
-    assert recalled == json.loads(json.dumps(summary)) == cache.lookup(TINY, cifar, tmp_path)
-    assert accuracy(again, cifar.test.X, cifar.test.y) == summary["test_accuracy"]
-    assert load_network(entry.with_suffix(".npz"))[1] == TINY.to_dict()
-
-
-def test_a_run_stored_without_its_network_is_trained_again_with_both_files(cifar, tmp_path, trainings):
-    cache.cached_experiment(TINY, cifar, tmp_path, progress=False)  # an entry, as cached_seeds leaves them
-    net, summary = cache.cached_network(TINY, cifar, tmp_path, progress=False)
-    assert trainings == [TINY, TINY]
-    assert cache.lookup(TINY, cifar, tmp_path) == json.loads(json.dumps(summary))
-    assert accuracy(net, cifar.test.X, cifar.test.y) == summary["test_accuracy"]
-
-
-def test_a_damaged_checkpoint_is_trained_again_with_a_warning(cifar, tmp_path, trainings):
-    cache.cached_network(TINY, cifar, tmp_path, progress=False)
-    cache.entry_path(TINY, cifar, tmp_path).with_suffix(".npz").write_bytes(b"not a zip file")
-    with pytest.warns(UserWarning, match="damaged checkpoint"):
-        net, _ = cache.cached_network(TINY, cifar, tmp_path, progress=False)
-    assert trainings == [TINY, TINY]
-    assert same_network(load_network(cache.entry_path(TINY, cifar, tmp_path).with_suffix(".npz"))[0], net)
 
 
 # ---------------------------------------------------------------- the studies' configurations

@@ -16,8 +16,11 @@ result.
 
 A run whose trained network a notebook needs (cached_network) keeps it
 beside its entry, as a checkpoint <cache_dir>/<key>.npz (helpers.checkpoint).
+No call rewrites an entry that can be read: a configuration, its seed and
+the data have one result, wherever it is shown.
 """
 
+import ast
 import hashlib
 import json
 import warnings
@@ -29,7 +32,7 @@ import numpy as np
 from ..checkpoint import load_network, save_network
 from ..errors import CheckpointError
 from ..experiments import run_experiment
-from ..files import write_atomically
+from ..files import shown_path, write_atomically
 from ..seeds import seed_configs, train_each
 
 CACHE_VERSION = 2
@@ -57,21 +60,44 @@ def data_identity(cifar):
     return {"folder": str(cifar.folder), "n_train": len(cifar.train.y), "digest": content.hexdigest()}
 
 
+def code_digest(folder, patterns=NUMERIC_SOURCES):
+    """A digest of what the Python files of folder matching patterns do, not of how they are written.
+
+    Each file is parsed and its syntax tree dumped without docstrings:
+    comments, blank lines, line breaks and docstrings leave the digest as it
+    is, while any change of the code (a constant, an operator, a renamed
+    variable) changes it. The trees of another Python version may differ,
+    and change the digest too.
+    """
+    content = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(Path(folder).glob(pattern)):
+            tree = WithoutDocstrings().visit(ast.parse(path.read_text()))
+            content.update(ast.dump(tree).encode())
+    return content.hexdigest()[:32]
+
+
+class WithoutDocstrings(ast.NodeTransformer):
+    """Drops every statement that is a bare string: docstrings of modules, classes,
+    functions and attributes, which the code never runs."""
+
+    def visit_Expr(self, node):
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return None
+        return node
+
+
 @lru_cache(maxsize=1)
 def code_identity():
-    """A digest of the source of the NUMERIC_SOURCES.
+    """code_digest of the NUMERIC_SOURCES of this package.
 
     Training is deterministic for one version of the code only: a change that
     merely reorders a floating-point sum moves every result as another seed
     would. With this in the keys, runs of older code are trained again instead
-    of being recalled beside runs of the new code. Any edit counts, comments
-    included: a needless retraining costs time, never a result.
+    of being recalled beside runs of the new code; an edit of a comment or a
+    docstring recalls them.
     """
-    content = hashlib.sha256()
-    for pattern in NUMERIC_SOURCES:
-        for path in sorted(PACKAGE.glob(pattern)):
-            content.update(path.read_bytes())
-    return content.hexdigest()[:32]
+    return code_digest(PACKAGE)
 
 
 def run_key(config, data):
@@ -97,6 +123,32 @@ def folder_for(name, settings, cifar, cache_dir=DEFAULT_CACHE_DIR):
         {"version": CACHE_VERSION, "settings": settings, "data": data_identity(cifar), "code": code_identity()}
     )
     return Path(cache_dir) / f"{name}-{key}"
+
+
+def cached_result(name, settings, cifar, compute, cache_dir=DEFAULT_CACHE_DIR):
+    """The JSON-able result of compute(): recalled if stored, else computed and stored.
+
+    For work other than a training run (e.g. notebook 01's gradient checks),
+    keyed like folder_for by name, settings, the data and the code, and
+    stored as <cache_dir>/<name>-<hex digest>.json: a re-run recalls its
+    numbers, times included, instead of measuring them again. The result is
+    returned as read back from JSON, computed or recalled. A damaged file is
+    computed again, with a warning; a result that cannot be stored is
+    returned all the same, with a warning.
+    """
+    path = folder_for(name, settings, cifar, cache_dir).with_suffix(".json")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as err:
+        warnings.warn(f"Ignoring the damaged cache file {path} ({err}); it is computed again.")
+    result = as_stored(compute())
+    try:
+        write_atomically(path, json.dumps(result).encode())
+    except OSError as err:
+        warnings.warn(f"Could not store {path.name} in the cache ({err}); it will be computed again next time.")
+    return result
 
 
 def entry_path(config, cifar, cache_dir=DEFAULT_CACHE_DIR):
@@ -143,33 +195,71 @@ def cached_experiment(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True)
     return summary
 
 
-def cached_network(config, cifar, cache_dir=DEFAULT_CACHE_DIR, progress=True):
-    """The trained network of config on cifar, and its summary: recalled if both are stored, else trained here.
+def cached_network(config, cifar, cache_dir=DEFAULT_CACHE_DIR, executor=None, progress=True):
+    """The trained network of config on cifar, and its summary: recalled if both are stored, else trained.
 
     Returns (Network, summary). The network is kept as a checkpoint beside
-    the run's entry, <key>.npz next to <key>.json. A run stored without its
-    network (trained by cached_seeds, which keeps summaries only) is trained
-    again, in this process, and both files are written, the entry first:
-    a checkpoint is only ever written after the entry of the same training,
-    so the two always describe one run. A damaged checkpoint is trained again,
-    with a warning, like a damaged entry.
+    the run's entry, <key>.npz next to <key>.json, and is the very network
+    whose summary the entry holds. It is trained the way cached_seeds trains
+    every run (helpers.seeds.train_each: a worker process, one BLAS
+    thread), so that a run stored without its network (cached_seeds keeps
+    summaries only) can be trained again to get it. Its entry is never
+    rewritten: the checkpoint is written only if the new training reproduced
+    the stored summary, every number but the times. If it did not (other
+    BLAS kernels, say), a warning says so, nothing is written, and the new
+    network comes back with its own summary. A damaged checkpoint is trained
+    again, with a warning.
     """
     data = data_identity(cifar)
     path = Path(cache_dir) / f"{run_key(config, data)}.json"
     checkpoint = path.with_suffix(".npz")
-    summary = read_entry(path)
-    if summary is not None and checkpoint.is_file():
+    stored = read_entry(path)
+    if stored is not None and checkpoint.is_file():
         try:
-            return load_network(checkpoint)[0], summary
+            return load_network(checkpoint)[0], stored
         except CheckpointError as err:
             warnings.warn(f"Ignoring the damaged checkpoint {checkpoint} ({err}); the run is trained again.")
-    summary, result = run_experiment(config, cifar, progress=progress)
-    if not summary["interrupted"] and store(path, data, summary):
+    kept = {}
+
+    def keep(config, summary, net):
+        check_trained_on(summary, cifar)
+        summary = as_stored(summary)
+        if stored is not None and without_times(summary) != without_times(stored):
+            warnings.warn(f"Training again the run stored in {path} gave another result (test accuracy "
+                          f"{summary['test_accuracy']:.4f}, stored {stored['test_accuracy']:.4f}): the stored run "
+                          "is kept without its network, and the network returned is the new one.")
+            kept["run"] = net, summary
+            return
+        kept["run"] = net, stored or summary
+        if stored is None and not store(path, data, summary):
+            return
         try:
-            save_network(result.net, checkpoint, config.to_dict())
+            save_network(net, checkpoint, config.to_dict())
         except OSError as err:
             warnings.warn(f"Could not store the network in the cache ({err}); it will be trained again next time.")
-    return result.net, summary
+
+    train_each([config], executor, cifar.folder, cifar.split, len(cifar.train.y), progress, keep, keep_networks=True)
+    return kept["run"]
+
+
+TIMES = ("train_seconds", "ms_per_step")
+"""The numbers of a summary that measure time: two trainings of one run differ in these only."""
+
+
+def without_times(summary):
+    return {key: value for key, value in summary.items() if key not in TIMES}
+
+
+def as_stored(summary):
+    """summary as read back from an entry (JSON has lists, not tuples)."""
+    return json.loads(json.dumps(summary))
+
+
+def check_trained_on(summary, cifar):
+    """Refuse a summary that a worker trained on other data than cifar: it must not be stored under its key."""
+    if summary["n_train"] != len(cifar.train.y) or summary["data"] != shown_path(cifar.folder):
+        raise RuntimeError(f"A worker trained on {summary['data']} ({summary['n_train']} images), "
+                           f"not on the data of this call ({cifar.folder}); nothing stored.")
 
 
 def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=None, progress=True):
@@ -190,13 +280,11 @@ def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=No
     found = {key: read_entry(Path(cache_dir) / f"{key}.json") for key in paths}
     todo = [config for key, config in paths.items() if found[key] is None]
 
-    def keep(config, summary):
-        if summary["n_train"] != len(cifar.train.y) or summary["data"] != str(cifar.folder):
-            raise RuntimeError(f"A worker trained on {summary['data']} ({summary['n_train']} images), "
-                               f"not on the data of this call ({cifar.folder}); nothing stored.")
+    def keep(config, summary, _):
+        check_trained_on(summary, cifar)
         key = run_key(config, data)
         store(Path(cache_dir) / f"{key}.json", data, summary)
-        found[key] = summary
+        found[key] = as_stored(summary)
 
     train_each(todo, executor, cifar.folder, cifar.split, len(cifar.train.y), progress, on_result=keep)
     return {label: [found[run_key(config, data)] for config in seeded] for label, seeded in runs.items()}

@@ -10,13 +10,14 @@ be checked one entry at a time, the textbook way, to show that the fast
 check computes the same numbers.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..core.data import N_CLASSES
 from ..core.gradcheck import KINDS, check_gradients, per_layer_rows, split_name
 from ..core.network import init_network
+from .cache import DEFAULT_CACHE_DIR, PACKAGE, cached_result, code_digest
 from .tables import Table
 
 METHODS = ("centered", "forward")
@@ -73,6 +74,34 @@ def run_case(case, X, y, seed=0, methods=METHODS):
     unused = [f"b{l}" for l in range(1, len(case.hidden) + 1)] if case.batch_norm else []
     return {"title": case.title, "errors": errors, "seconds": seconds, "numerical": numerical,
             "unused": unused}
+
+
+def cached_checks(cifar, n_full=100, cache_dir=DEFAULT_CACHE_DIR):
+    """Notebook 01's checks on cifar's training images, recalled if made before on the same data and code.
+
+    The cases (report_cases(n_full)), the data and the code (the core's and
+    this module's) key them (helpers.report.cache.cached_result), so a
+    re-run shows the same errors and times instead of measuring them again.
+    Returns {"first": the first case, "textbook" beside "centered", with
+    its "largest_difference" (largest_difference); "cases": every case,
+    centered beside forward}, each a run_case result without its numerical
+    gradients, as JSON gives it back.
+    """
+    cases = report_cases(n_full)
+
+    def compute():
+        X, y = cifar.train.X, cifar.train.y
+        first = run_case(cases[0], X, y, methods=("textbook", "centered"))
+        first["largest_difference"] = largest_difference(first)
+        return {"first": without_gradients(first), "cases": [without_gradients(run_case(c, X, y)) for c in cases]}
+
+    settings = {"cases": [asdict(case) for case in cases], "checks": code_digest(PACKAGE, ("report/checks.py",))}
+    return cached_result("gradient_check", settings, cifar, compute, cache_dir)
+
+
+def without_gradients(result):
+    """A run_case result without its numerical gradients: plain numbers and names, JSON-able."""
+    return {key: value for key, value in result.items() if key != "numerical"}
 
 
 def side_by_side(result):

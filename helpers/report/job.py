@@ -27,7 +27,6 @@ is left as it was.
 """
 
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -42,9 +41,8 @@ from traitlets.config import Config
 from . import summary, writeup
 from .cache import DEFAULT_CACHE_DIR
 from .settings import FIGURES_DIR, REPO, notebook_settings
-from ..core.data import find_batches_dir
 from ..errors import NotebookError
-from ..files import write_atomically
+from ..files import shown_path, write_atomically
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -137,7 +135,7 @@ def run_notebook(path, env, executed_dir):
         client.execute(env=env)
     except CellExecutionError as err:
         write_atomically(FAILED_DIR / path.name, nbformat.writes(nb).encode())
-        raise NotebookError(f"{path.name} failed (executed copy: {writeup.shown_path(FAILED_DIR / path.name)}):\n{err}") from err
+        raise NotebookError(f"{path.name} failed (executed copy: {shown_path(FAILED_DIR / path.name)}):\n{err}") from err
     text = notebook_text(clean_outputs(nb), path.name)
     write_atomically(Path(executed_dir) / path.name, text.encode())
     return nb

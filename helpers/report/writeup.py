@@ -28,10 +28,10 @@ from pathlib import Path
 from ..core.data import find_batches_dir, split_sizes
 from ..core.training import TrainConfig, half_cycle_steps
 from ..errors import HelpersError
-from ..files import write_atomically
+from ..files import shown_path, write_atomically
 from . import inside, summary, verdicts
 from .ablation import gains_text
-from .settings import QUICK_N_S, QUICK_N_TRAIN, REPO
+from .settings import QUICK_N_S, QUICK_N_TRAIN
 from .summary import CLAIMS, format_spread, format_value, report_value
 
 RESULTS_SUFFIX = ".results.json"
@@ -470,12 +470,6 @@ def write_report(figures_dir, path, quick=False):
     path = Path(path)
     write_atomically(path, report_markdown(figures_dir, quick, root=path.parent).encode())
     return path
-
-
-def shown_path(path):
-    """path relative to the repository when it is inside it: the text is committed."""
-    path = Path(path).resolve()
-    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 # ---------------------------------------------------------------- the README's table and summary.md
