@@ -63,7 +63,7 @@ lock:
 	rm -rf $(LOCK_VENV)
 
 # CIFAR10_DIR, when set, points at a copy the user already has. Otherwise the
-# data goes to data/: built from the team's local copy where there is one,
+# data goes to data/: built from an offline copy at ../shared/cifar10 where there is one,
 # downloaded (and checked) from the official site where there is not.
 data: $(VENV)/.runtime
 	@if [ -n "$$CIFAR10_DIR" ]; then echo "using CIFAR10_DIR=$$CIFAR10_DIR"; \

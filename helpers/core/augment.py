@@ -21,7 +21,7 @@ How each operation relates to the normalized data:
   to 0.55, std 0.22 to 0.32), so on the raw scale the result differs from
   the exact move by 0.45/255 on average (at most 4/255) for a flip, and by
   1.4/255 on average (at most 18/255, next to the border) for a move by 4
-  columns (2,000 training images of the team's copy). Moving raw pixels
+  columns (2,000 training images of the JPEG re-encoded copy). Moving raw pixels
   instead, x = X std + mean and back, costs four more passes over the batch:
   with every option on, 0.43 ms per batch against 0.34.
 - A translation fills the pixels it uncovers with 0: the training mean of

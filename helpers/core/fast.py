@@ -311,7 +311,7 @@ def augmented_minibatches(X, y, order, augment_rng, flip=False, translate=0, bri
     That costs memory, twice the training set with flips, and a copy of the
     training set, made once per process. Per step (`python benchmarks/speed.py`
     on the report's 3-layer network, Haswell kernels, 2 BLAS threads, best
-    blocks, two runs; README, "Speed"): flips x 1.00 to 1.02 (x 1.23 on a
+    blocks, two runs; docs/speed.md): flips x 1.00 to 1.02 (x 1.23 on a
     copy of the batch), translations by 2 x 1.08 (1.28), both x 1.10 to 1.11,
     the jitter x 1.21 to 1.22 (1.44).
     """
@@ -360,7 +360,7 @@ def augmentation_buffer(X, flip, margin):
 
     The buffer is kept for the next run on the same X in this process (only
     the last one): writing a copy of the training set into new memory costs
-    up to 2.5 s on this machine (the kernel compacting memory into huge
+    up to 2.5 s on a 2-core x86_64 with 24 GB (the kernel compacting memory into huge
     pages for it), more than the flips save over a report-length run, while a notebook's or a
     search's worker trains run after run on the same data. X must not change
     in place between runs.
