@@ -81,13 +81,14 @@ def layer_curves_figure(runs, stat, title=None):
     return fig
 
 
-def histogram_figure(runs, index):
+def histogram_figure(runs, index, title=None):
     """Every hidden layer's histogram at one evaluation: a column per run, a row per hidden layer.
 
     runs: {label: a summary of a run trained with layer_stats}; index: which
     evaluation, into history["layers"]["step"] (negative counts from the
     end). The values are those at the ReLU's input, each histogram over its
     own range [-r, r], written in its panel (see helpers.core.probe).
+    title: the figure's, instead of a description of what it shows.
     """
     histories = layer_histories(runs)
     for label, layers in histories.items():
@@ -113,5 +114,5 @@ def histogram_figure(runs, index):
                     ax.set_title(f"{label}: step {layers['step'][index]}")
                 if c == 0:
                     ax.set_ylabel(f"layer {l + 1}")
-        fig.suptitle("Each hidden layer's values at the ReLU's input, over their own range [-r, r]")
+        fig.suptitle(title or "Each hidden layer's values at the ReLU's input, over their own range [-r, r]")
     return fig
