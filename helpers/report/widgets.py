@@ -48,7 +48,7 @@ class SliderFigure:
 
     def __init__(self, figures):
         self.figures = Path(figures)
-        self.button = widgets.Button(description="export PNG + PDF", icon="download",
+        self.button = widgets.Button(description="export PNG + PDF", icon="download", layout={"width": "auto"},
                                      tooltip="Write the figure shown into the figures folder, as PNG and PDF")
         self.button.on_click(self.export)
         self.status = widgets.HTML()
@@ -272,7 +272,7 @@ class HistogramScrubber(SliderFigure):
         steps = ", ".join(str(step) for step in self.steps())
         where = f"evaluation {self.slider.value} (0 to {self.n - 1}), step {steps}"
         title = (f"{' and '.join(self.runs)}: {where}\n"
-                 "each hidden layer's values at the ReLU's input, over their own range [-r, r]")
+                 "Each hidden layer's values at the ReLU's input, over their own range [-r, r]")
         self.show(layer_plots.histogram_figure(self.runs, self.slider.value, title), where)
 
 
