@@ -63,6 +63,9 @@ class SliderFigure:
         if fig is None:
             self.output.outputs = ()
         else:
+            # Constrained layout may place a figure's panels a little differently on its first draw than on
+            # every later one: settle it first, so that the PNG shown and the files exported are the same.
+            fig.draw_without_rendering()
             self.output.outputs = ({"output_type": "display_data", "data": png_bundle(fig), "metadata": {}},)
 
     def export(self, button=None):
