@@ -126,9 +126,12 @@ summary.accuracy_table(final)
 # The slider sets lambda (log scale) for the final model's settings. Releasing
 # it recalls that run from the cache, or trains it (the bar shows the
 # progress; a full-size run of three cycles takes some seconds), and plots it.
+# Its steps of 10^0.1 start from the best lambda, so it can always go back
+# to the final model. The button writes the figure shown, as PNG and PDF,
+# into the figures folder, as slider_<network>_lambda-<value>.
 
 # %%
-widgets.lambda_explorer(cifar, TrainConfig(cycles=3, n_s=settings.n_s), CACHE, lam=best_lam)
+widgets.lambda_explorer(cifar, TrainConfig(cycles=3, n_s=settings.n_s), CACHE, FIGURES, lam=best_lam)
 
 # %% [markdown]
 # ## Against the report

@@ -83,10 +83,12 @@ verdicts.findings_table(ours)
 #
 # The slider sets sigma (log scale), the box batch normalization. Releasing
 # the slider recalls that run from the cache, or trains it (the bar shows
-# the progress; a full-size run takes some seconds), and plots it.
+# the progress; a full-size run takes some seconds), and plots it. The
+# button writes the figure shown, as PNG and PDF, into the figures folder,
+# as slider_<network>_sigma-<value>_<bn or no-bn>.
 
 # %%
-widgets.sigma_explorer(cifar, TrainConfig(n_s=settings.n_s), CACHE, sigma=1e-3, batch_norm=True)
+widgets.sigma_explorer(cifar, TrainConfig(n_s=settings.n_s), CACHE, FIGURES, sigma=1e-3, batch_norm=True)
 
 # %% [markdown]
 # ## Against the report

@@ -184,7 +184,8 @@ inside.layer_table(traced)
 # Each hidden layer's values at the ReLU's input (after BN, when there is
 # BN), the 9-layer network without and with BN, at the last evaluation;
 # each histogram spans its own range [-r, r], written in its panel. The
-# slider below moves through the evaluations of training.
+# slider below moves through the evaluations of training; its button writes
+# the histograms shown, as PNG and PDF, into the figures folder.
 
 # %%
 fig = layer_plots.histogram_figure(nine, -1)
@@ -192,7 +193,7 @@ plots.save_figure(fig, "07_histograms", FIGURES)
 fig
 
 # %%
-widgets.histogram_scrubber(nine)
+widgets.histogram_scrubber(nine, FIGURES)
 
 # %% [markdown]
 # ## Why a small sigma can stall training without BN

@@ -86,7 +86,7 @@ def layer_curves_figure(runs, stat, title=None):
     return fig
 
 
-def histogram_figure(runs, index):
+def histogram_figure(runs, index, title=None):
     """Every hidden layer's histogram at one evaluation: a column per run, a row per hidden layer.
 
     runs: {label: a summary of a run trained with layer_stats}; index: which
@@ -94,6 +94,7 @@ def histogram_figure(runs, index):
     end). The values are those at the ReLU's input, each histogram over its
     own range [-r, r], written in its panel (see helpers.core.probe). At
     most 8 hidden layers fit the height of a page.
+    title: the figure's, instead of a description of what it shows.
     """
     histories = layer_histories(runs)
     for label, layers in histories.items():
@@ -121,5 +122,5 @@ def histogram_figure(runs, index):
                     ax.set_ylabel(f"layer {l + 1}")
         fig.supxlabel("value at the ReLU's input (each panel over its own range [-r, r])", fontsize=8)
         fig.supylabel("number of values (probe images × units)", fontsize=8)
-        fig.suptitle("Each hidden layer's values at the ReLU's input")
+        fig.suptitle(title or "Each hidden layer's values at the ReLU's input")
     return fig

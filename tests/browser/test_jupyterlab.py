@@ -9,8 +9,9 @@ installs this checkout with pip install -e), as a student's would; their
 sockets are encrypted, as with `make lab`.
 For each notebook with a slider, the test opens it, runs all its cells from
 the Run menu, checks that no cell failed and that the figures are shown,
-moves the slider with the keyboard, and checks that the kernel trained the
-chosen run and redrew the plot. Screenshots of each step go to
+moves the slider with the keyboard, checks that the kernel trained the
+chosen run and redrew the plot, then clicks the slider's export button and
+finds the figure shown, as PNG and PDF, in the figures folder. Screenshots of each step go to
 tests/browser/screenshots/ (gitignored).
 
 These tests fail, never skip, when Playwright or Chromium is missing:
@@ -18,6 +19,7 @@ These tests fail, never skip, when Playwright or Chromium is missing:
 from apt (`apt-get install chromium`). Never `playwright install`.
 """
 
+import base64
 import json
 import math
 import os
@@ -67,12 +69,15 @@ class Case:
     key: str  # the key pressed on the slider's handle
     label: str  # how the kernel's status line names the run: a regular expression, the value its group
     figures: int  # figures the notebook's own cells show (the explorer's is on top)
+    export: str  # the name the export button gives the figure, without .png: a format of the label's value
 
 
 CASES = [
-    Case("05_init_sensitivity", "sigma", "ArrowRight", r"sigma = (\S+), BN:", figures=1),
-    Case("04_lambda_search", "lambda", "End", r"lambda = (\S+):", figures=3),
+    Case("05_init_sensitivity", "sigma", "ArrowRight", r"sigma = (\S+), BN:", figures=1,
+         export="slider_3-layer_sigma-{}_bn"),
+    Case("04_lambda_search", "lambda", "End", r"lambda = (\S+):", figures=3, export="slider_3-layer_lambda-{}"),
 ]
+EXPORT_TIMEOUT = 30  # seconds for the kernel to write a figure as PNG and PDF
 
 
 # ---------------------------------------------------------------- what the tests need
@@ -105,6 +110,7 @@ class Lab:
     url: str
     token: str
     root: Path  # the folder it serves: a copy of notebooks/
+    figures: Path  # the notebooks' figures folder (NB_FIGURES_DIR)
     log: Path  # its stdout and stderr
 
     def api(self, path, method="GET"):
@@ -216,7 +222,7 @@ def lab(tmp_path_factory):
                f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
                f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
                "--MappingKernelManager.transport_encryption=required"]
-    server = Lab(f"http://127.0.0.1:{port}", token, root, log)
+    server = Lab(f"http://127.0.0.1:{port}", token, root, home["figures"], log)
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=env, cwd=root, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT)
@@ -482,6 +488,28 @@ def test_the_notebook_runs_and_its_slider_redraws_the_plot(page, case):
         cell.scroll_into_view_if_needed()
         page.screenshot(f"{name}-3-{case.slider}-slider-after", cell)
 
+        # Export the figure shown: the files are named by the slider's settings.
+        export_figure(page, cell, status, figure, case.export.format(re.search(case.label, text).group(1)))
+        page.screenshot(f"{name}-4-{case.slider}-exported", cell)
+
+
+def export_figure(page, cell, status, figure, name):
+    """Click the export button of the slider in cell; check that the kernel wrote the figure shown as name.png/.pdf.
+
+    status: the slider's status line; figure: the img its output area shows.
+    """
+    png, pdf = page.lab.figures / f"{name}.png", page.lab.figures / f"{name}.pdf"
+    assert not png.exists() and not pdf.exists(), f"{name} was exported before its button was clicked"
+    page.handle_popups()
+    cell.locator("button.widget-button", has_text="export PNG + PDF").click()
+    text = page.wait_until(lambda: "Export" in status.inner_text() and status.inner_text(), EXPORT_TIMEOUT,
+                           lambda: f"the export button to say where it wrote {name} (status: {status.inner_text()!r})")
+    assert f"Exported to {png} and .pdf" in text, f"the export did not write {png}: {text}"
+    assert pdf.read_bytes().startswith(b"%PDF"), f"{pdf} is not a PDF"
+    (src,) = shown_images(figure)
+    assert src == "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"), \
+        f"{png} is not the figure shown"
+
 
 def shown_value(case, status, readout):
     """The value the kernel's status line names, if it is the slider's readout (rounded to 2 digits), else None."""
@@ -533,3 +561,11 @@ def test_the_inside_notebook_runs_and_its_histogram_slider_redraws_the_histogram
                                 f"(images: {len(shown_images(figure))}, kernel: {page.kernel_state()})")
         cell.scroll_into_view_if_needed()
         page.screenshot(f"{name}-2-histograms-after", cell)
+
+        status = cell.locator(".jp-OutputArea-output .widget-vbox > .widget-html").first
+        step = re.search(r"step (\d+)", status.inner_text())
+        assert step and "evaluation 10" in status.inner_text(), \
+            f"{name}: the scrubber's status does not say which evaluation and step it shows: {status.inner_text()!r}"
+        export_figure(page, cell, status, figure,
+                      f"slider_histograms_9-layer_he_no-bn_and_9-layer_he_bn_step_{step.group(1)}")
+        page.screenshot(f"{name}-3-histograms-exported", cell)
