@@ -251,7 +251,7 @@ def test_notebooks_06_and_07_close_with_what_they_saved(tmp_path):
     synthetic_results(tmp_path)
     extra = writeup.load_results(tmp_path)["notebooks"]
     bonus = writeup.closing("06_beyond_the_report", extra["06_beyond_the_report"])
-    assert "Alone, flips gave +1.23 points" in bonus and "hidden [1024, 512, 256], lam 0.002" in bonus
+    assert "Alone, flips gave +1.23 points" in bonus and "hidden layers [1024, 512, 256], lambda 0.002, dropout 0.2" in bonus
     assert "63.01 ± 0.12 % (62.93 % to 63.14 %, 3 seeds)" in bonus
     inside = writeup.closing("07_inside_batch_norm", extra["07_inside_batch_norm"])
     assert inside.count("\n- ") == 4 and "212 of the 1000 cat images" in inside

@@ -61,10 +61,14 @@ SETTING_WORDS = {
 """How a title says a TrainConfig setting in words; any other setting is written "name = value"."""
 
 
+def settings_words(settings):
+    """settings [(TrainConfig field, value), ...] in words, e.g. "lambda 0.002", "horizontal flips"."""
+    return [SETTING_WORDS[name](value) if name in SETTING_WORDS else f"{name} = {value}" for name, value in settings]
+
+
 def settings_title(lead, settings):
     """A figure title: lead, then settings [(TrainConfig field, value), ...] in words, wrapped to a page's width."""
-    words = [SETTING_WORDS[name](value) if name in SETTING_WORDS else f"{name} = {value}" for name, value in settings]
-    return textwrap.fill(f"{lead}: {', '.join(words)}", width=95)
+    return textwrap.fill(f"{lead}: {', '.join(settings_words(settings))}", width=95)
 
 
 def curve(history, part, quantity):

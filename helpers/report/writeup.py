@@ -29,7 +29,7 @@ from ..core.data import find_batches_dir, split_sizes
 from ..core.training import TrainConfig, half_cycle_steps
 from ..errors import HelpersError
 from ..files import shown_path, write_atomically
-from . import inside, summary, verdicts
+from . import inside, plots, summary, verdicts
 from .ablation import gains_text
 from .settings import QUICK_N_S, QUICK_N_TRAIN
 from .summary import CLAIMS, format_spread, format_value, report_value
@@ -266,8 +266,8 @@ def lambda_closing(ours):
 
 
 def best_settings_text(settings):
-    return ", ".join(f"{field} {list(value) if isinstance(value, (list, tuple)) else value}"
-                     for field, value in settings)
+    """The best model's settings [(TrainConfig field, value), ...] in words, as its figure's title gives them."""
+    return ", ".join(plots.settings_words(settings))
 
 
 def ablation_closing(results):
@@ -280,10 +280,10 @@ def ablation_closing(results):
 def inside_closing(results):
     """Notebook 07's closing paragraph: the conclusions of its four studies, as each section wrote them."""
     return Markdown("**What this notebook found.**\n\n" + "\n".join([
-        f"- The weight-scale sweep: {results['sweep_text']}",
-        f"- BN and the batch size: {results['batch_size_text']}",
-        f"- The report's 3-layer BN network, seed 0: {results['confusion_text']}",
-        f"- Why a small sigma can stall training without BN: {results['why_text']}",
+        f"- **The weight-scale sweep.** {results['sweep_text']}",
+        f"- **BN and the batch size.** {results['batch_size_text']}",
+        f"- **The report's 3-layer BN network, seed 0.** {results['confusion_text']}",
+        f"- **Why a small sigma can stall training without BN.** {results['why_text']}",
     ]))
 
 
