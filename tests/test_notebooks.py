@@ -38,6 +38,8 @@ COMPARED = [notebook for notebook in FIGURES
 for the bonus exercise, nor for what happens inside the network)."""
 WIDGET = "application/vnd.jupyter.widget-view+json"
 SLIDERS = ["04_lambda_search", "05_init_sensitivity", "07_inside_batch_norm"]
+CLOSED = [notebook for notebook in FIGURES if notebook not in ("00_batch_norm_layer", "01_gradient_check")]
+"""The notebooks that end with a paragraph on what they found, written from their own numbers."""
 
 
 def cells(notebook):
@@ -71,6 +73,31 @@ def test_each_notebook_is_committed_clean(path):
             assert "execution" not in cell.metadata
             assert not [o for o in cell.outputs if o.output_type == "error" or WIDGET in o.get("data", {})]
     assert str(job.REPO) not in text and len(text.encode()) <= job.MAX_NOTEBOOK_BYTES
+
+
+def check_it_shows_its_results(name, notebook):
+    """No error; each figure (and a slider's static image) shown; the report's numbers and the closing paragraph."""
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    sliders = name in SLIDERS
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(FIGURES[name]) + sliders
+    markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    if name in COMPARED:
+        assert any("| report | ours | difference |" in text for text in markdown)
+    if name in CLOSED:
+        assert markdown[-1].startswith("**What this notebook found.**")
+    return outputs
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_is_committed_with_the_outputs_of_a_full_run(path):
+    """Read without a kernel, every cell has run, and every figure, table and paragraph shows."""
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    outputs = check_it_shows_its_results(path.stem, notebook)
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert "NB_QUICK=1" not in text and "quick mode" not in text.lower()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -125,16 +152,9 @@ def test_the_quick_run_exports_each_figure_as_png_and_pdf(quick_run, notebook):
 
 
 @pytest.mark.parametrize("notebook", FIGURES)
-def test_each_executed_notebook_shows_its_figures_and_ends_with_the_comparison(quick_run, notebook):
+def test_each_executed_notebook_shows_its_figures_tables_and_closing_paragraph(quick_run, notebook):
     root, _ = quick_run
-    executed = nbformat.read(root / "executed" / f"{notebook}.ipynb", as_version=4)
-    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    sliders = notebook in SLIDERS  # a slider shows a static image of its figure too
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(FIGURES[notebook]) + sliders
-    if notebook in COMPARED:
-        last = [c for c in executed.cells if c.cell_type == "code"][-1]
-        assert "| report | ours | difference |" in last.outputs[0]["data"]["text/markdown"]
+    check_it_shows_its_results(notebook, nbformat.read(root / "executed" / f"{notebook}.ipynb", as_version=4))
 
 
 @pytest.mark.parametrize("notebook, findings", [("02_three_layer", 1), ("03_nine_layer", 1), ("05_init_sensitivity", 5)])
