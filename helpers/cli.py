@@ -238,7 +238,7 @@ def add_report_command(sub):
                                          "results/quick/ with --quick)")
     p.add_argument("--cache-dir", help="cache of finished runs (default: results/cache/)")
     p.add_argument("--no-readme", action="store_true",
-                   help="leave README.md alone (it is never touched with --quick)")
+                   help="leave README.md alone (it is only rewritten by a full run into figures/)")
     p.add_argument("notebooks", nargs="*", help="notebooks to run, as paths or names such as "
                                                 "01_gradient_check (default: every numbered one, in order)")
     p.set_defaults(run=run_report_command, parser=p)
@@ -671,7 +671,10 @@ def run_report_command(args):
 
     settings = notebook_settings(args.quick, args.figures_dir, args.cache_dir, environ={})
     figures_dir, cache_dir = settings.figures, settings.cache
-    readme = None if args.quick or args.no_readme else job.REPO / "README.md"
+    job.check_output_folder(args.quick, figures_dir)
+    # The README's headline links REPORT.md: both are rewritten only by a full run into figures/.
+    writes_back = job.executed_folder(args.quick, figures_dir) == job.NOTEBOOKS_DIR
+    readme = job.REPO / "README.md" if writes_back and not args.no_readme else None
     notebooks = [job.find_notebook(name) for name in args.notebooks] or None
     check_writable_folder(figures_dir, "--figures-dir")
     check_writable_folder(cache_dir, "--cache-dir")

@@ -292,7 +292,7 @@ def fake_traced(sigma=1e-3):
     def run(act, grads, updates, test):
         layers = {"step": [0, 90, 180], "act_std": [act, act, act], "grad_norm": [grads, grads, grads],
                   "update_ratio": [None, updates, updates]}
-        return [{"history": {"layers": layers, "eta": [0.02] * 180}, "config": {"lam": 0.005},
+        return [{"history": {"layers": layers, "eta": [0.02] * 180}, "config": {"lam": 0.005, "seed": 0},
                  "test_accuracy": test}]
     return {("3-layer", sigma, False): run([4e-2, 2e-4], [4e-3, 5e-4, 3e-4], [2.1e-4, 2e-4, 2.2e-4], 0.1),
             ("3-layer", sigma, True): run([0.59, 0.6], [0.6, 0.5, 0.5], [0.05, 0.2, 0.3], 0.48)}
@@ -305,7 +305,7 @@ def test_why_text_is_written_from_the_layer_statistics():
     assert "the gradients' norms are 4.0e-03, 5.0e-04, 3.0e-04 (layers 1 to 3), against 6.0e-01, 5.0e-01" in text
     assert "Step 90 changed each weight matrix by 2.1e-04, 2.0e-04, 2.2e-04 of its norm" in text
     assert "about the L2 term's own pull towards zero, 2 eta lambda = 2.0e-04" in text
-    assert "ends at 10.00 %" in text and "standard deviations 0.59, 0.60 from step 0" in text and "48.00 %" in text
+    assert "this short run (seed 0, one cycle of 2 epochs) ends at 10.00 %" in text and "standard deviations 0.59, 0.60 from step 0" in text and "48.00 %" in text
     assert "With BN the gradients" not in text  # no run at sigma 1e-1 to compare with
     runs = {**fake_traced(), **{key: value for key, value in fake_traced(1e-1).items() if key[2]}}
     runs["3-layer", 1e-1, True][0]["history"]["layers"]["update_ratio"][1] = [3e-4, 2e-3, 5e-3]

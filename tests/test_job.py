@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from helpers.errors import NotebookError
+from helpers.errors import ConfigError, NotebookError
 from helpers.report import job
 from helpers.report.settings import FIGURES_DIR, QUICK_FIGURES_DIR
 
@@ -76,3 +76,33 @@ def test_a_failing_notebook_leaves_the_committed_copy_alone_and_saves_where_it_f
     assert path.read_bytes() == before and not (tmp_path / "out").exists()
     failed = nbformat.read(tmp_path / "failed" / path.name, as_version=4)
     assert failed.cells[0].outputs[0].output_type == "error"
+
+
+@pytest.mark.parametrize("folder", [FIGURES_DIR, FIGURES_DIR / "sub", job.NOTEBOOKS_DIR, job.REPO])
+def test_a_quick_run_into_the_committed_folders_is_refused_before_any_work(folder):
+    with pytest.raises(ConfigError, match="a quick run would overwrite committed results"):
+        job.run_report(quick=True, figures_dir=folder, log=pytest.fail)
+    job.check_output_folder(False, FIGURES_DIR)
+
+
+def test_the_report_goes_beside_the_committed_notebooks_only_from_a_full_run_into_figures(tmp_path):
+    assert job.report_path(False, FIGURES_DIR) == job.REPO / "REPORT.md"
+    assert job.report_path(True, tmp_path) == tmp_path / "REPORT.md"
+
+
+def test_a_sibling_folder_whose_name_starts_with_the_repositorys_is_left_alone():
+    nb = executed_notebook()
+    nb.cells[2].outputs[1]["text"] = f"{job.REPO}2/data and {job.REPO}\n"
+    assert job.notebook_text(nb, "x.ipynb").count(f"{job.REPO}2/data and .") == 1
+
+
+def test_a_notebook_refused_after_running_is_kept_where_it_can_be_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "FAILED_DIR", tmp_path / "failed")
+    monkeypatch.setattr(job, "MAX_NOTEBOOK_BYTES", 10)
+    path = tmp_path / "09_big.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("print('x' * 100)")],
+                                metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                         "language": "python"}}), path)
+    with pytest.raises(NotebookError, match=r"09_big\.ipynb would be .* \(executed copy: "):
+        job.run_notebook(path, job.notebook_env(job.notebook_settings(True, tmp_path, tmp_path, {})), tmp_path / "out")
+    assert (tmp_path / "failed" / path.name).is_file() and not (tmp_path / "out").exists()

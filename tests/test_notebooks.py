@@ -233,18 +233,6 @@ def test_running_a_notebook_again_recalls_its_runs_from_the_cache(quick_run):
     assert set(rows["ours"]) == {"lambda/stage_1", "lambda/stage_2", "lambda/stage_3", "lambda/best", "lambda/final"}
 
 
-def test_a_failing_notebook_stops_the_job_with_its_name(tmp_path):
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell("1 / 0")]
-    path = tmp_path / "09_broken.ipynb"
-    nbformat.write(notebook, path)
-    with pytest.raises(job.NotebookError, match="09_broken.ipynb failed") as failure:
-        job.run_notebook(path, job.notebook_env(notebook_settings(True, tmp_path, tmp_path)), tmp_path / "executed")
-    assert "ZeroDivisionError" in str(failure.value)
-    executed = nbformat.read(tmp_path / "executed" / "09_broken.ipynb", as_version=4)
-    assert executed.cells[0].outputs[0].output_type == "error"
-
-
 def test_a_notebook_runs_without_the_kernel_warning_about_plain_tcp(tmp_path, capfd, monkeypatch):
     """ipykernel warns on stderr, at every start, that its sockets are not encrypted; the job encrypts them.
 

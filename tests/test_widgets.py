@@ -8,6 +8,7 @@ import ipywidgets
 import pytest
 
 from helpers.report import cache, plots, widgets
+from helpers import files
 from helpers.errors import ConfigError, DivergedError
 from helpers.core.training import TrainConfig
 from helpers.experiments import run_experiment
@@ -162,7 +163,7 @@ def test_exported_names_never_take_a_report_figure_name(cifar, tmp_path):
 
 
 def test_the_export_says_where_it_wrote_relative_to_the_repository(cifar, tmp_path, monkeypatch):
-    monkeypatch.setattr(widgets, "REPO", tmp_path)
+    monkeypatch.setattr(files, "REPO", tmp_path.resolve())
     explorer = widgets.lambda_explorer(cifar, TINY, tmp_path / "cache", tmp_path / "figures" / "new", lam=1e-3)
     explorer.button.click()
     assert "Exported to <code>figures/new/slider_2-layer_lambda-1.00e-03.png</code> and <code>.pdf</code>" \

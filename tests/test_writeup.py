@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from helpers.core.data import split_sizes
+from helpers.core.data import find_batches_dir, split_sizes
 from helpers.core.training import TrainConfig, half_cycle_steps
 from helpers.errors import HelpersError
 from helpers.report import settings, summary, verdicts, writeup
@@ -147,8 +147,9 @@ def unexplained(text, results):
 
 
 def synthetic_results(folder, seeds=5, no_bn_3=0.528, bn_3=0.531, sigma_3_no_bn=(0.1, 0.456, 0.51, 0.44, 0.47)):
-    """Rows and results as the notebooks write them, with made-up accuracies; returns nothing."""
+    """Rows and results as the notebooks write them, with made-up accuracies, on the data found; returns nothing."""
     rng = np.random.default_rng(0)
+    writeup.save_data_source(folder, find_batches_dir())
 
     def around(mean, spread=0.004):
         return [round(float(v), 4) for v in mean + spread * rng.standard_normal(seeds)]
@@ -243,8 +244,9 @@ def test_the_headline_is_short_and_says_what_made_it(tmp_path):
     lines = headline.strip().splitlines()
     assert len(lines) == 2 + len(verdicts.FINDINGS) + 2 + 2  # header, rule, findings, final and best, blank, line
     assert lines[-1].startswith("Test accuracies on a JPEG re-encoded copy of CIFAR-10")
-    assert "over 2 seeds" in lines[-1] and "--quick" in lines[-1]
-    assert "| our best model (bonus exercise) | - | 63.01 ± 0.12 % | - |" in headline
+    assert "over the seeds each row gives" in lines[-1] and "--quick" in lines[-1]
+    assert all(row.count(" (2 seeds) |") == 1 for row in lines[2:-3])
+    assert "| our best model (bonus exercise) | - | 63.01 ± 0.12 % (3 seeds) | - |" in headline
 
 
 def test_notebooks_06_and_07_close_with_what_they_saved(tmp_path):
@@ -282,7 +284,21 @@ def test_the_summary_has_no_wall_times_and_is_the_same_each_time(tmp_path):
 
 
 def test_the_report_of_the_committed_results_comes_from_them():
-    """figures/ holds the full-mode results, and the committed REPORT.md is the report they give."""
+    """figures/ holds the full-mode results; the committed REPORT.md and README headline are what they give."""
     text = writeup.report_markdown(settings.FIGURES_DIR, root=settings.REPO)
     assert unexplained(text, writeup.load_results(settings.FIGURES_DIR)) == []
     assert (settings.REPO / "REPORT.md").read_text() == text
+    readme = (settings.REPO / "README.md").read_text()
+    headline = writeup.headline_markdown(settings.FIGURES_DIR)
+    assert f"{summary.README_BEGIN}\n{headline.rstrip()}\n{summary.README_END}" in readme
+
+
+def test_the_data_is_named_by_what_the_files_are_not_by_where_they_are(tmp_path):
+    assert writeup.data_source(find_batches_dir()).startswith("a JPEG re-encoded copy of CIFAR-10")
+    other = tmp_path / "cifar-10-batches-py"
+    other.mkdir()
+    (other / "data_batch_1").write_bytes(b"other pixels")
+    assert writeup.data_source(other).startswith(f"the CIFAR-10 files of `{other.resolve().as_posix()}`")
+    writeup.save_data_source(tmp_path, other)
+    assert writeup.data_text(tmp_path, quick=False).startswith("the CIFAR-10 files of")
+    assert "not recorded" in writeup.data_text(tmp_path / "nothing", quick=False)

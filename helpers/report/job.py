@@ -1,7 +1,7 @@
 """The main job: run every notebook headless, then gather the results summary.
 
-    python -m helpers.report            # full mode: figures/, figures/summary.md, the README's table
-    python -m helpers.report --quick    # NB_QUICK=1: small runs; figures and summary in results/quick/
+    python -m helpers.report            # full mode: notebooks/, figures/, REPORT.md, the README's headline
+    python -m helpers.report --quick    # NB_QUICK=1: small runs; all of it in results/quick/
     python -m helpers.report --quick 01_gradient_check    # one notebook
 
 Each notebook runs top to bottom on a fresh kernel, in its own folder, as it
@@ -41,7 +41,8 @@ from traitlets.config import Config
 from . import summary, writeup
 from .cache import DEFAULT_CACHE_DIR
 from .settings import FIGURES_DIR, REPO, notebook_settings
-from ..errors import NotebookError
+from ..core.data import find_batches_dir
+from ..errors import ConfigError, NotebookError
 from ..files import shown_path, write_atomically
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -113,6 +114,19 @@ def executed_folder(quick, figures_dir):
     return NOTEBOOKS_DIR if not quick and figures_dir == FIGURES_DIR.resolve() else figures_dir / "notebooks"
 
 
+def check_output_folder(quick, figures_dir):
+    """Refuse, before any work, a quick run whose results would land among the committed ones.
+
+    Quick runs are not comparable with the report: their figures, notebooks
+    and REPORT.md stay out of figures/, notebooks/ and the repository's root.
+    """
+    folder = Path(figures_dir).resolve()
+    committed = [FIGURES_DIR.resolve(), NOTEBOOKS_DIR.resolve()]
+    if quick and (folder == REPO or any(folder == c or folder.is_relative_to(c) for c in committed)):
+        raise ConfigError(f"--figures-dir {shown_path(folder)}: a quick run would overwrite committed results there; "
+                          "give another folder (the default is results/quick/).")
+
+
 def report_path(quick, figures_dir):
     """Where REPORT.md goes: the repository's, beside the committed notebooks, or <figures_dir>/REPORT.md."""
     if executed_folder(quick, figures_dir) == NOTEBOOKS_DIR:
@@ -136,7 +150,11 @@ def run_notebook(path, env, executed_dir):
     except CellExecutionError as err:
         write_atomically(FAILED_DIR / path.name, nbformat.writes(nb).encode())
         raise NotebookError(f"{path.name} failed (executed copy: {shown_path(FAILED_DIR / path.name)}):\n{err}") from err
-    text = notebook_text(clean_outputs(nb), path.name)
+    try:
+        text = notebook_text(clean_outputs(nb), path.name)
+    except NotebookError as err:
+        write_atomically(FAILED_DIR / path.name, nbformat.writes(nb).encode())
+        raise NotebookError(f"{err} (executed copy: {shown_path(FAILED_DIR / path.name)})") from err
     write_atomically(Path(executed_dir) / path.name, text.encode())
     return nb
 
@@ -146,8 +164,7 @@ def clean_outputs(nb):
 
     A live widget's view needs a running kernel: opened without one it shows
     an error, so the view is dropped, and what the widget put beside it (a
-    slider's static image of its figure) stays. Paths inside the repository
-    are written relative to it.
+    slider's static image of its figure) stays.
     """
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -173,8 +190,8 @@ def notebook_text(nb, name):
     Raises NotebookError if the text is still larger than MAX_NOTEBOOK_BYTES
     or holds another absolute path of this computer (the home folder).
     """
-    text = nbformat.writes(nb)
-    text = text.replace(f"{REPO}/", "").replace(str(REPO), ".")
+    # The repository's path, but not a longer name that starts with it (a sibling folder such as main2).
+    text = re.sub(re.escape(str(REPO)) + r"(/|(?![\w.-]))", lambda m: "" if m.group(1) else ".", nbformat.writes(nb))
     if str(Path.home()) != "/" and re.search(re.escape(str(Path.home())) + r"\b", text):
         raise NotebookError(f"{name} would be saved with a path of the home folder {Path.home()} in its outputs: "
                             "print paths relative to the repository.")
@@ -200,10 +217,12 @@ def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readm
     """
     settings = notebook_settings(quick, figures_dir, cache_dir, environ={})
     figures_dir = settings.figures
+    check_output_folder(quick, figures_dir)
     executed_dir = executed_folder(quick, figures_dir) if executed_dir is None else Path(executed_dir)
     env = notebook_env(settings)
     check_kernels_import_this_package(env)
     paths = notebook_paths() if notebooks is None else [Path(p) for p in notebooks]
+    writeup.save_data_source(figures_dir, find_batches_dir())
     seconds = {}
     for path in paths:
         log(f"running {path.name} ...")

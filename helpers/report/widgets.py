@@ -30,9 +30,9 @@ import ipywidgets as widgets
 from . import cache
 from . import layer_plots
 from . import plots
-from .settings import FIGURES_DIR, REPO
+from .settings import FIGURES_DIR
 from ..errors import ConfigError, HelpersError
-from ..files import check_writable_folder
+from ..files import check_writable_folder, shown_path
 
 EXPORT_PREFIX = "slider_"
 """Exported figures are named slider_<settings>, never NN_<name> as the report's own figures in figures/."""
@@ -102,12 +102,6 @@ def png_bundle(fig):
     """fig as a mime bundle: its PNG (base64, as Jupyter stores images) and a plain-text stand-in."""
     png = base64.b64encode(plots.figure_bytes(fig, "png")).decode("ascii")
     return {"image/png": png, "text/plain": repr(fig)}
-
-
-def shown_path(path):
-    """path relative to the repository when it is inside it (figures/x.png), else absolute."""
-    path = Path(path).absolute()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def slug(text):

@@ -18,6 +18,7 @@ them. A notebook's closing paragraph is the same text as its section's
 tests/test_writeup.py finds every number of the generated text in the results it came from.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -35,6 +36,10 @@ from .settings import QUICK_N_S, QUICK_N_TRAIN
 from .summary import CLAIMS, format_spread, format_value, report_value
 
 RESULTS_SUFFIX = ".results.json"
+DATA_NOTE = "data.json"
+"""Which copy of CIFAR-10 the results of a figures folder came from (save_data_source)."""
+JPEG_COPY_SHA256 = "49b9ff85b853683b5a357190a8e493a66a8966b4379ef4bf4135471c5905cf34"
+"""data_batch_1 of the JPEG re-encoded copy, as its make_batches.py writes it."""
 NOTEBOOKS = {
     "01_gradient_check": "The gradient check",
     "02_three_layer": "Three layers, with and without batch normalization",
@@ -86,7 +91,7 @@ def save_results(notebook, results, folder):
 
 
 def load_results(figures_dir):
-    """Everything the notebooks measured: {"ours": {claim key: value}, "notebooks": {notebook: results}}.
+    """Everything the notebooks measured: {"ours": {claim key: value}, "notebooks": {notebook: results}, "data": words}.
 
     ours: from every <notebook>.rows.json (a list per claim over seeds);
     notebooks: from every <notebook>.results.json. Raises HelpersError if
@@ -104,7 +109,7 @@ def load_results(figures_dir):
     for path in extra:
         record = json.loads(path.read_text())
         notebooks[record["notebook"]] = record["results"]
-    return {"ours": ours, "notebooks": notebooks}
+    return {"ours": ours, "notebooks": notebooks, "data": recorded_source(folder)}
 
 
 def ablation_results(runs, best, changes, best_settings):
@@ -190,13 +195,18 @@ def outcome(verdict):
     return verdict.split(":")[0]
 
 
+def outside_detail(where):
+    """What summary.inside_range says of a report's number outside our range, without its "no": "4.6 std below our mean"."""
+    return where.removeprefix("no").lstrip(": ").removeprefix("(").removesuffix(")")
+
+
 def inside_sentence(key, value):
     """Whether the report's single run lies inside the range of our seeds, in a sentence; "" for one value."""
     inside = summary.inside_range(CLAIMS[key], value)
     if inside == "-":
         return ""
     claim = CLAIMS[key]
-    where = "inside the range of our seeds" if inside.startswith("yes") else f"outside the range of our seeds ({inside[4:]})"
+    where = "inside the range of our seeds" if inside.startswith("yes") else f"outside the range of our seeds ({outside_detail(inside)})"
     return f"The report's {claim.experiment}, {report_value(claim)}, lies {where}."
 
 
@@ -211,11 +221,11 @@ def claims_closing(ours, keys):
         if where.startswith("yes"):
             inside.append(f"{CLAIMS[key].experiment} ({report_value(CLAIMS[key])})")
         elif where != "-":
-            outside.append(f"{CLAIMS[key].experiment} ({report_value(CLAIMS[key])}, {where[4:]})")
+            outside.append(f"{CLAIMS[key].experiment} ({report_value(CLAIMS[key])}, {outside_detail(where)})")
     if inside:
         lines.append("- The report's single run lies inside the range of our seeds for " + "; ".join(inside) + ".")
     if outside:
-        lines.append("- It lies outside that range for " + "; ".join(outside) + ".")
+        lines.append("- The report's single run lies outside the range of our seeds for " + "; ".join(outside) + ".")
     return Markdown("**What this notebook found.**\n\n" + "\n".join(lines))
 
 
@@ -318,11 +328,38 @@ def closing(notebook, results):
 # ---------------------------------------------------------------- REPORT.md
 
 
-def data_text(quick):
-    """The data and its split, in words."""
+def data_source(batches_dir):
+    """Which copy of CIFAR-10 batches_dir (a cifar-10-batches-py folder) holds, in words.
+
+    Told by the digest of its first training batch: the JPEG re-encoded copy's
+    is known (its builder always writes the same bytes); any other copy is
+    named by its folder and digest, since only the download checks the
+    official archive.
+    """
+    digest = hashlib.sha256((Path(batches_dir) / "data_batch_1").read_bytes()).hexdigest()
+    if digest == JPEG_COPY_SHA256:
+        return "a JPEG re-encoded copy of CIFAR-10 (quality 75; not the official files)"
+    return f"the CIFAR-10 files of `{shown_path(batches_dir)}` (data_batch_1 sha256 {digest[:12]}...)"
+
+
+def save_data_source(figures_dir, batches_dir):
+    """Record which data the notebooks about to run read, in <figures_dir>/data.json; returns the words."""
+    source = data_source(batches_dir)
+    write_atomically(Path(figures_dir) / DATA_NOTE, (json.dumps({"source": source}, indent=1) + "\n").encode())
+    return source
+
+
+def recorded_source(figures_dir):
+    """The data the results of figures_dir came from, in words, as save_data_source recorded it."""
+    note = Path(figures_dir) / DATA_NOTE
+    return json.loads(note.read_text())["source"] if note.is_file() else "CIFAR-10 (which copy was not recorded)"
+
+
+def data_text(figures_dir, quick):
+    """The data the results of figures_dir came from and its split, in words."""
+    source = recorded_source(figures_dir)
     n_train, n_val, n_test = split_sizes("report", QUICK_N_TRAIN if quick else None)
-    return (f"a JPEG re-encoded copy of CIFAR-10 (not the official files), {n_train:,} training, {n_val:,} "
-            f"validation and {n_test:,} test images")
+    return f"{source}, {n_train:,} training, {n_val:,} validation and {n_test:,} test images"
 
 
 def command(quick):
@@ -331,14 +368,15 @@ def command(quick):
     return "`make report` (`python -m helpers.report`)"
 
 
-def settings_text(hidden, quick, with_lambda=True):
-    """How the report's network was trained, from TrainConfig's defaults; with_lambda: whether to give lambda."""
+def settings_text(hidden, quick, with_lambda=True, with_init=True):
+    """How the report's network was trained, from TrainConfig's defaults; with_*: whether to give lambda, the init."""
     config = TrainConfig(hidden=hidden, n_s=QUICK_N_S if quick else None)
     n_train = split_sizes("report", QUICK_N_TRAIN if quick else None)[0]
     n_s = half_cycle_steps(config, n_train)
     widths = " → ".join(str(width) for width in hidden)
     init = "He" if config.init == "he" else f"sigma {inside.sigma_label(config.init)}"
-    return (f"network 3072 → {widths} → 10, {init} initialization, mini-batches of {config.n_batch}, a cyclical "
+    init = f", {init} initialization" if with_init else ""
+    return (f"network 3072 → {widths} → 10{init}, mini-batches of {config.n_batch}, a cyclical "
             f"learning rate between {inside.sigma_label(config.eta_min)} and {inside.sigma_label(config.eta_max)} with "
             f"n_s = {n_s:,} steps, "
             f"{config.cycles} cycles" + (f", lambda {config.lam:g}" if with_lambda else ""))
@@ -421,7 +459,7 @@ def report_markdown(figures_dir, quick=False, root=None):
         "## Introduction", "",
         f"{ORIGINAL} trains a k-layer fully connected network with batch "
         "normalization on CIFAR-10, one run per setting. Here every experiment of the report is run again with "
-        "the same settings, on " + data_text(quick) + f", each setting with {seeds or 'one'} seeds (another "
+        "the same settings, on " + data_text(figures_dir, quick) + f", each setting with {seeds or 'one'} seeds (another "
         "seed draws other initial weights and another order of the batches). Each section gives the report's "
         "number beside ours: the mean ± standard deviation over our seeds and their range (lowest to highest). "
         "Each of the report's conclusions is tested on our seeds with Welch's t-test: a difference with "
@@ -448,8 +486,8 @@ def report_markdown(figures_dir, quick=False, root=None):
             "trained for one more cycle over seeds.", "",
             claims_table(ours, KEYS["04_lambda_search"]), "", closing("04_lambda_search", ours)],
         "05_init_sensitivity": lambda: [
-            "Run: the " + settings_text(HIDDEN["02_three_layer"], quick) + ", but every weight drawn with the "
-            "same standard deviation sigma instead of He initialization, without and with BN.", "",
+            "Run: the " + settings_text(HIDDEN["02_three_layer"], quick, with_init=False) + ", every weight "
+            "drawn with the same standard deviation sigma instead of He initialization, without and with BN.", "",
             claims_table(ours, KEYS["05_init_sensitivity"]), "", closing("05_init_sensitivity", ours)],
     }
     for notebook, make in sections.items():
@@ -488,19 +526,21 @@ def headline_markdown(figures_dir, quick=False):
     for finding, verdict in finding_verdicts(ours):
         a, b = CLAIMS[finding.a], CLAIMS[finding.b]
         rows.append([finding.text().split(" (")[0], f"{report_value(a)} / {report_value(b)}",
-                     f"{format_spread(ours[finding.a])} / {format_spread(ours[finding.b])}",
-                     verdict.split(" (")[0]])
+                     f"{format_spread(ours[finding.a])} / {format_spread(ours[finding.b])} "
+                     f"({seeds_of(ours, [finding.a, finding.b])} seeds)", verdict.split(" (")[0]])
     if "lambda/final" in ours:
         claim = CLAIMS["lambda/final"]
-        rows.append([claim.experiment, report_value(claim), format_spread(ours["lambda/final"]),
-                     summary.inside_range(claim, ours["lambda/final"]).replace("yes", "report inside our range")
-                     .replace("no:", "report outside our range:")])
+        where = summary.inside_range(claim, ours["lambda/final"])
+        rows.append([claim.experiment, report_value(claim),
+                     f"{format_spread(ours['lambda/final'])} ({seeds_of(ours, ['lambda/final'])} seeds)",
+                     "report inside our range" if where.startswith("yes")
+                     else f"report outside our range: {outside_detail(where)}"])
     best = data["notebooks"].get("06_beyond_the_report")
     if best:
-        rows.append(["our best model (bonus exercise)", "-", format_spread(best["best_model"]), "-"])
+        rows.append(["our best model (bonus exercise)", "-",
+                     f"{format_spread(best['best_model'])} ({len(best['best_model'])} seeds)", "-"])
     table = summary.Table(["the report's result", "report", "ours", "verdict"], rows).to_markdown()
-    seeds = seeds_of(ours, list(ours)) or "one"
-    return (f"{table}\nTest accuracies on {data_text(quick)}; ours are mean ± std over {seeds} seeds, the "
+    return (f"{table}\nTest accuracies on {data_text(figures_dir, quick)}; ours are mean ± std over the seeds each row gives, the "
             f"verdicts Welch's t-tests (p < {verdicts.ALPHA}). Made by {command(quick)}; the details in "
             f"[REPORT.md](REPORT.md).\n")
 
