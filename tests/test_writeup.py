@@ -194,7 +194,6 @@ def test_every_number_of_the_report_comes_from_the_results(tmp_path):
 
 def test_the_report_keeps_the_original_order_and_links_the_figures_that_exist(tmp_path):
     synthetic_results(tmp_path)
-    (tmp_path / "figures").mkdir()
     (tmp_path / "02_three_layer_curves.png").write_bytes(b"png")
     text = writeup.report_markdown(tmp_path, root=tmp_path)
     titles = [line[3:] for line in text.splitlines() if line.startswith("## ")]

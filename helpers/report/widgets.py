@@ -166,7 +166,7 @@ class Explorer(SliderFigure):
                 with self.progress:
                     summary = cache.cached_experiment(config, self.cifar, self.cache_dir, progress=True)
             except HelpersError as err:
-                self.show(None, f"{label}: <b>failed</b>: {err}")
+                self.show(None, f"{label}: <b>failed</b>: {html.escape(str(err))}")
                 return
             self.source, how = "trained", f"trained in {summary['train_seconds']:.1f} s"
         else:

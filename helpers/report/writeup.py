@@ -25,7 +25,6 @@ import os
 import platform
 from pathlib import Path
 
-
 from ..core.data import find_batches_dir, split_sizes
 from ..core.training import TrainConfig, half_cycle_steps
 from ..errors import HelpersError
@@ -500,7 +499,7 @@ def report_markdown(figures_dir, quick=False, root=None):
             lines += [closing(notebook, extra[notebook]), "", figures_markdown(notebook, figures_dir, root), ""]
         else:
             lines += ["Not run.", ""]
-    return "\n".join(line for line in lines).rstrip() + "\n"
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def write_report(figures_dir, path, quick=False):
