@@ -66,10 +66,9 @@ import multiprocessing
 import os
 import signal
 import time
-import typing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,15 +79,13 @@ from .errors import ConfigError, HelpersError
 from .experiments import run_experiment
 from .files import write_json
 from .progress import progress_bar
-from .core.training import TrainConfig, check_config
+from .core.training import SETTINGS, TrainConfig, check_config
 
 RESULTS_FILE = "runs.jsonl"
 SUMMARY_FILE = "summary.json"
 SCALES = ("log", "linear")
 WIDTHS = {"width": int, "width_scale": float}
 """The searchable settings that are not fields of TrainConfig: both set hidden."""
-NOT_SEARCHED = ("seed",)
-"""Numeric fields of TrainConfig the search sets itself."""
 
 
 @dataclass(frozen=True)
@@ -174,17 +171,17 @@ def run_key(config, n_train):
 def searchable():
     """{name: int or float} of every setting the search takes, in TrainConfig's order, then the widths.
 
-    TrainConfig's fields are read now, not listed here, so that a numeric
-    field added to TrainConfig is searchable at once. Numeric: typed int or
-    float, or either of them or None (as n_s); bool, str and tuple fields
-    (batch_norm, init, hidden) are not. int | float counts as float.
+    Read from the declaration (helpers.core.training.SETTINGS), so that a
+    numeric setting declared there is searchable at once: a number, or a
+    number or None (as n_s); not a bool, str or tuple (batch_norm, init,
+    hidden), nor one declared search=False (seed, which the search sets).
+    A setting that takes a float counts as float.
     """
-    hints = typing.get_type_hints(TrainConfig)  # the types, even where annotations are strings
     found = {}
-    for f in fields(TrainConfig):
-        types = set(typing.get_args(hints[f.name]) or [hints[f.name]]) - {type(None)}
-        if f.name not in NOT_SEARCHED and types and types <= {int, float}:
-            found[f.name] = int if types == {int} else float
+    for s in SETTINGS.values():
+        kinds = set(s.types) - {type(None)}
+        if s.search and not s.many and kinds and kinds <= {int, float}:
+            found[s.name] = float if float in kinds else int
     return {**found, **WIDTHS}
 
 

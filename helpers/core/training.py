@@ -184,11 +184,11 @@ class TrainConfig:
         return d
 
 
-def declared():
-    """{name: Setting} of every field of TrainConfig, in its order, with name, types, many and default filled in."""
-    hints = typing.get_type_hints(TrainConfig)
+def declared(config_class):
+    """{name: Setting} of every field of config_class (TrainConfig), in order, with name, types, many, default."""
+    hints = typing.get_type_hints(config_class)
     found = {}
-    for f in fields(TrainConfig):
+    for f in fields(config_class):
         hint = hints[f.name]
         many = typing.get_origin(hint) is tuple  # tuple[int, ...]: a tuple of ints
         types = typing.get_args(hint)[:1] if many else typing.get_args(hint) or (hint,)
@@ -196,8 +196,29 @@ def declared():
     return found
 
 
-SETTINGS = declared()
+SETTINGS = declared(TrainConfig)
 """Every setting of a run, declared once: {name: Setting}."""
+
+
+def settings_table():
+    """docs/settings.md: every setting of SETTINGS by group, as Markdown (`python -m helpers settings`)."""
+    lines = ["# The settings of a training run", "",
+             "Every field of `TrainConfig` (helpers/core/training.py), with the flags of `python -m helpers train`",
+             "that set it. This page is written by `python -m helpers settings > docs/settings.md` from the",
+             "declaration itself, and a test holds it to it. The defaults are the report's; `--preset best`",
+             "starts from notebook 06's best model instead. `python -m helpers search --param` takes every",
+             "setting whose values are numbers, but the seed.", ""]
+    for group, about in GROUPS.items():
+        lines += [f"## {group}", "", f"{about[0].upper()}{about[1:]}.", "",
+                  "| setting | flags | default | values | meaning |", "| --- | --- | --- | --- | --- |"]
+        for s in (s for s in SETTINGS.values() if s.group == group):
+            flags = ", ".join(f"`{flag}`" if isinstance(sets, type) else f"`{flag}` ({sets})"
+                              for flag, sets in s.flag_map().items())
+            default = list(s.default) if s.many else s.default
+            values = f"each {s.allowed()}" if s.many else s.allowed()
+            lines.append(f"| `{s.name}` | {flags} | `{default!r}` | {values} | {s.help} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 PRESETS = {
@@ -257,7 +278,7 @@ def check_config(config, n_train=None):
         check_setting(s, getattr(config, s.name))
     c = config
     if not c.eta_min <= c.eta_max:
-        raise ConfigError(f"Need eta_min <= eta_max, got eta_min={c.eta_min}, eta_max={c.eta_max}.")
+        raise ConfigError(f"Need 0 < eta_min <= eta_max, got eta_min={c.eta_min}, eta_max={c.eta_max}.")
     if n_train is not None and c.n_batch > n_train:
         raise ConfigError(f"n_batch ({c.n_batch}) is larger than the number of training images ({n_train}).")
     if c.n_s is not None or n_train is not None:
