@@ -10,6 +10,7 @@ from helpers.core import data
 from helpers.core.optim import SCHEDULES, UPDATE_RULES
 from helpers.core.training import SETTINGS, TrainConfig, check_config, settings_table
 from helpers.errors import ConfigError
+from helpers.flags import given_settings
 
 from conftest import record_work
 
@@ -99,4 +100,4 @@ def test_a_value_of_another_type_is_refused(change, words):
 ])
 def test_each_flag_sets_what_its_declaration_says(argv, expected):
     args = cli.build_parser().parse_args(["train", *argv])
-    assert cli.given_settings(args, SETTINGS) == expected
+    assert given_settings(args, SETTINGS) == expected
