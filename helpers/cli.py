@@ -237,6 +237,9 @@ def add_report_command(sub):
     p.add_argument("--cache-dir", help="cache of finished runs (default: results/cache/)")
     p.add_argument("--no-readme", action="store_true",
                    help="leave README.md alone (it is only rewritten by a full run into figures/)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="train the notebooks' runs on this Dask cluster, whose workers read the data from the"
+                        " same path (default: worker processes beside each notebook's kernel)")
     p.add_argument("notebooks", nargs="*", help="notebooks to run, as paths or names such as "
                                                 "01_gradient_check (default: every numbered one, in order)")
     p.set_defaults(run=run_report_command, parser=p)
@@ -646,7 +649,7 @@ def run_report_command(args):
     from .report import job
     from .report.settings import notebook_settings
 
-    settings = notebook_settings(args.quick, args.figures_dir, args.cache_dir, environ={})
+    settings = notebook_settings(args.quick, args.figures_dir, args.cache_dir, environ={}, scheduler=args.scheduler)
     figures_dir, cache_dir = settings.figures, settings.cache
     job.check_output_folder(args.quick, figures_dir)
     # The README's headline links REPORT.md: both are rewritten only by a full run into figures/.
@@ -661,7 +664,7 @@ def run_report_command(args):
     data.find_batches_dir()  # every notebook reads CIFAR-10: say now, not in the first notebook, if it is missing
 
     try:
-        job.run_report(args.quick, figures_dir, cache_dir, readme, notebooks)
+        job.run_report(args.quick, figures_dir, cache_dir, readme, notebooks, scheduler=settings.scheduler)
     except OSError as err:
         raise OutputError(f"the main job stopped: {err}. Fix the cause (a full disk?) and run it again:"
                           " the cache recalls every run already finished.") from err
