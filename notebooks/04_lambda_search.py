@@ -64,7 +64,7 @@ config = search.SearchConfig(
     base=replace(search.SearchConfig().base, n_s=settings.n_s),
 )
 out = folder_for("lambda-search", config.to_dict(), cifar, CACHE)
-found = search.run_search(config, out, SCHEDULER)  # one worker per core, or the Dask cluster
+found = search.run_search(config, out, SCHEDULER, cifar.folder)  # one worker per core, or the Dask cluster
 
 # %%
 fig = plots.search_figure(found)
@@ -87,7 +87,7 @@ summary.search_table(found)
 averaged = replace(config, seeds=AVERAGED_SEEDS, coarse=max(1, RUNS_PER_STAGE // AVERAGED_SEEDS),
                    fine=max(1, RUNS_PER_STAGE // AVERAGED_SEEDS))
 found_averaged = search.run_search(averaged, folder_for("lambda-search", averaged.to_dict(), cifar, CACHE),
-                                   SCHEDULER)
+                                   SCHEDULER, cifar.folder)
 
 # %%
 fig = plots.search_figure(found_averaged, f"The same search, each lambda judged on {AVERAGED_SEEDS} seeds (bars: ± 1 std)")
