@@ -195,8 +195,9 @@ def cross_entropy_forward(S, y, smoothing=0.0):
     the loss no longer rewards driving the correct score ever higher: its
     minimum is at P = T, at finite scores.
         loss = -(1/n) sum_i sum_k T_ik log P_ik
-    (PyTorch's cross_entropy(S, y, label_smoothing=eps)). eps = 0 is the plain
-    cross-entropy, computed bit for bit as without the setting.
+    (PyTorch's cross_entropy(S, y, label_smoothing=eps)). With eps = 0 the
+    loss is -mean_i log P_i,y_i, computed as such (no products with zeros),
+    so that runs without smoothing keep their numbers bit for bit.
 
     S: (n, K), y: (n,) ints in 0..K-1, smoothing: eps in [0, 1)
     -> loss (a float), cache (P, T).
