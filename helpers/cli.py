@@ -107,7 +107,7 @@ def build_parser():
     p.add_argument("--seed", type=int, help=f"(report: {defaults.seed})")
     extra = p.add_argument_group("beyond the report (notebook 06)")
     extra.add_argument("--dropout", type=number, help="inverted dropout on every hidden layer (report: 0)")
-    extra.add_argument("--bn-after-relu", action="store_true", default=None,
+    extra.add_argument("--bn-after-relu", dest="norm_place", action="store_const", const="after", default=None,
                        help="batch normalization after the ReLU instead of before")
     extra.add_argument("--skips", action="store_true", default=None,
                        help="skip connections between hidden layers of equal width")
@@ -150,7 +150,8 @@ def build_parser():
     options = p.add_argument_group("the network's options (notebook 06)")
     options.add_argument("--dropout", type=number, default=0.0,
                          help="inverted dropout, the masks fixed by --seed for the whole check (default 0)")
-    options.add_argument("--bn-after-relu", action="store_true", help="batch normalization after the ReLU")
+    options.add_argument("--bn-after-relu", dest="norm_place", action="store_const", const="after",
+                         default="before", help="batch normalization after the ReLU")
     options.add_argument("--skips", action="store_true", help="skip connections between hidden layers of equal width")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR or data/)")
     p.add_argument("--json", help="write the results to this JSON file")
@@ -166,9 +167,9 @@ def add_network_args(p, hidden, given_only=False):
     p.add_argument("--hidden", type=int, nargs="*", default=None if given_only else list(hidden),
                    help="hidden widths (report: 50 50)")
     bn = p.add_mutually_exclusive_group()
-    bn.add_argument("--bn", dest="batch_norm", action="store_true", default=None if given_only else True,
+    bn.add_argument("--bn", dest="norm", action="store_const", const="batch", default=None if given_only else "batch",
                     help="batch normalization (report)")
-    bn.add_argument("--no-bn", dest="batch_norm", action="store_false", help="no batch normalization")
+    bn.add_argument("--no-bn", dest="norm", action="store_const", const="none", help="no batch normalization")
 
 
 def add_search_command(sub):
@@ -273,7 +274,7 @@ def check_flags(args, check):
 
 
 def flag_name(parser, dest, value):
-    """The flag of parser that set dest to value: "--no-bn", not "--batch-norm", for batch_norm=False."""
+    """The flag of parser that set dest to value: "--no-bn", not "--norm", for norm="none"."""
     for action in parser._actions:
         if action.dest == dest and action.option_strings and getattr(action, "const", value) in (value, None):
             return action.option_strings[0]
@@ -401,8 +402,8 @@ def run_download(args):
     return 0
 
 
-TRAIN_FLAGS = ("batch_norm", "lam", "n_batch", "eta_min", "eta_max", "n_s", "cycles", "alpha", "seed", "textbook",
-               "dropout", "bn_after_relu", "skips", "optimizer", "momentum", "schedule", "step_gamma", "warmup", "flip",
+TRAIN_FLAGS = ("norm", "lam", "n_batch", "eta_min", "eta_max", "n_s", "cycles", "alpha", "seed", "textbook",
+               "dropout", "norm_place", "skips", "optimizer", "momentum", "schedule", "step_gamma", "warmup", "flip",
                "translate", "brightness", "contrast", "tta", "precise_bn", "layer_stats")
 """The flags of train named as the TrainConfig fields they set (besides --hidden, --init and --sigma)."""
 
@@ -435,13 +436,13 @@ def run_train(args):
     rows = max(config.n_batch, min(EVAL_CHUNK, n_train))  # evaluation goes EVAL_CHUNK images at a time
     if args.scheduler is None:  # a cluster's memory is its workers', not this machine's
         processes = 1 if args.seeds == 1 else min(args.seeds, args.workers or cores())
-        parts = memory_needed(dims, config.batch_norm, itemsize=4, copies=2 + config.cycles, rows=rows,
+        parts = memory_needed(dims, config.norm != "none", itemsize=4, copies=2 + config.cycles, rows=rows,
                               images=n_train + n_val + n_test)
         check_memory(parts, rows, f"--hidden {shown(config.hidden)} with --n-batch {config.n_batch}"
                      + (f" in {processes} processes" if processes > 1 else ""),
                      "Use fewer or narrower hidden layers, or a smaller --n-batch"
                      + (", or fewer --workers." if processes > 1 else "."), processes=processes)
-    check_output_files(args, json=0, save=4 * parameter_count(dims, config.batch_norm))  # float32 parameters
+    check_output_files(args, json=0, save=4 * parameter_count(dims, config.norm != "none"))  # float32 parameters
     if args.seeds > 1:
         return train_seeds(args, config)
 
@@ -502,8 +503,8 @@ def train_seeds(args, config):
 
 def gradcheck_settings(args):
     """Refuse gradcheck's flags: the network's settings as for training, then the data it takes."""
-    check_training(TrainConfig(hidden=tuple(args.hidden), batch_norm=args.batch_norm, lam=args.lam, seed=args.seed,
-                               dropout=args.dropout, bn_after_relu=args.bn_after_relu, skips=args.skips))
+    check_training(TrainConfig(hidden=tuple(args.hidden), norm=args.norm, lam=args.lam, seed=args.seed,
+                               dropout=args.dropout, norm_place=args.norm_place, skips=args.skips))
     n_images = data.split_sizes("small")[0]
     if not 1 <= args.n <= n_images:
         raise ConfigError(f"n (training images used) must be between 1 and {n_images}, got {args.n}.")
@@ -517,7 +518,7 @@ def run_gradcheck(args):
     check_flags(args, gradcheck_settings)
     dims = [args.dim, *args.hidden, data.N_CLASSES]
     # In float64: the network, the check's two copies of it, and the analytic and numerical gradients.
-    parts = memory_needed(dims, args.batch_norm, itemsize=8, copies=5, rows=args.n,
+    parts = memory_needed(dims, args.norm != "none", itemsize=8, copies=5, rows=args.n,
                           images=sum(data.split_sizes("small")))
     check_memory(parts, args.n, f"--hidden {shown(args.hidden)} with --dim {args.dim} and --n {args.n}",
                  "Use fewer or narrower hidden layers, or a smaller --dim or --n.")
@@ -527,15 +528,15 @@ def run_gradcheck(args):
     if args.n > len(cifar.train.X):
         raise ConfigError(f"--n is at most {len(cifar.train.X)}, the training images in {cifar.folder}.")
     X, y = cifar.train.X[: args.n, : args.dim], cifar.train.y[: args.n]
-    net = init_network(dims, args.batch_norm, "he", args.seed, np.float64, dropout=args.dropout,
-                       bn_after_relu=args.bn_after_relu, skips=args.skips)
+    net = init_network(dims, args.norm, "he", args.seed, np.float64, dropout=args.dropout,
+                       norm_place=args.norm_place, skips=args.skips)
     start = time.perf_counter()
     report = check_gradients(net, X, y, args.lam, h=args.h, method=args.method, dropout_seed=args.seed)
     total = time.perf_counter() - start
-    options = [f"dropout {args.dropout}"] * (args.dropout > 0) + ["BN after the ReLU"] * args.bn_after_relu \
+    options = [f"dropout {args.dropout}"] * (args.dropout > 0) + ["BN after the ReLU"] * (args.norm_place == "after") \
         + ["skips"] * args.skips
     print(f"{args.method} differences, h = {args.h}, n = {args.n}, dim = {args.dim}, hidden {args.hidden},"
-          f" {'BN' if args.batch_norm else 'no BN'}, lambda {args.lam}" + "".join(f", {o}" for o in options))
+          f" {'BN' if args.norm == 'batch' else 'no BN'}, lambda {args.lam}" + "".join(f", {o}" for o in options))
     print(error_table(report["errors"]))
     print(f"max relative error {report['max_relative_error']:.2e}; {total:.2f} s")
     if args.json:
@@ -597,7 +598,7 @@ def run_search_command(args):
         for value in config.value_range:
             run = run_config(config, settle(config, value), config.seed)
             rows = max(run.n_batch, min(EVAL_CHUNK, n_train))
-            parts = memory_needed([data.N_FEATURES, *run.hidden, data.N_CLASSES], run.batch_norm, itemsize=4,
+            parts = memory_needed([data.N_FEATURES, *run.hidden, data.N_CLASSES], run.norm != "none", itemsize=4,
                                   copies=2 + run.cycles, rows=rows, images=n_train + n_val + n_test)
             network = f"--hidden {shown(run.hidden)}" if config.param not in WIDTHS else \
                 f"--param {config.param} at {value:g} (hidden widths {shown(run.hidden)})"

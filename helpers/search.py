@@ -177,7 +177,7 @@ def searchable():
     TrainConfig's fields are read now, not listed here, so that a numeric
     field added to TrainConfig is searchable at once. Numeric: typed int or
     float, or either of them or None (as n_s); bool, str and tuple fields
-    (batch_norm, init, hidden) are not. int | float counts as float.
+    (norm, init, hidden) are not. int | float counts as float.
     """
     hints = typing.get_type_hints(TrainConfig)  # the types, even where annotations are strings
     found = {}

@@ -50,7 +50,7 @@ BAD = {
         (["--lam", "-1"], "--lam"),
         (["--dropout", "1"], "--dropout"),
         (["--dropout", "-0.1"], "--dropout"),
-        (["--bn-after-relu", "--no-bn"], "--no-bn: bn_after_relu"),
+        (["--bn-after-relu", "--no-bn"], "--no-bn: norm_place 'after'"),
         (["--skips", "--hidden", "50", "30"], "skips connects hidden layers of equal width"),
         (["--optimizer", "rmsprop"], "--optimizer"),
         (["--optimizer", "momentum", "--momentum", "1"], "momentum must be in (0, 1)"),
@@ -99,7 +99,7 @@ BAD = {
     "gradcheck": [
         (["--dropout", "1"], "--dropout"),
         (["--skips", "--hidden", "10", "20"], "skips connects hidden layers of equal width"),
-        (["--bn-after-relu", "--no-bn"], "bn_after_relu moves batch normalization after the ReLU: it needs"),
+        (["--bn-after-relu", "--no-bn"], "norm_place 'after' moves the normalization after the ReLU: it needs"),
         (["--n", "0"], "--n"),
         (["--n", "10001"], "--n"),
         (["--dim", "0"], "--dim"),
@@ -251,11 +251,11 @@ def test_textbook_reaches_the_training_configuration(fake_cifar, monkeypatch):
     (["--preset", "best"], PRESETS["best"]),
     # A flag given wins over the preset, even when it repeats the report's value.
     (["--preset", "best", "--lam", "0.005", "--no-bn", "--precise-bn", "0", "--dropout", "0"],
-     replace(PRESETS["best"], lam=0.005, batch_norm=False, dropout=0.0)),
+     replace(PRESETS["best"], lam=0.005, norm="none", dropout=0.0)),
     (["--dropout", "0.1", "--bn-after-relu", "--optimizer", "adam", "--schedule", "cosine", "--warmup", "5",
       "--flip", "--translate", "2", "--brightness", "0.1", "--contrast", "0.2", "--tta", "--precise-bn", "50",
       "--hidden", "40", "40", "--skips"],
-     TrainConfig(hidden=(40, 40), dropout=0.1, bn_after_relu=True, optimizer="adam", schedule="cosine", warmup=5,
+     TrainConfig(hidden=(40, 40), dropout=0.1, norm_place="after", optimizer="adam", schedule="cosine", warmup=5,
                  flip=True, translate=2, brightness=0.1, contrast=0.2, tta=True, precise_bn=50, skips=True)),
 ])
 def test_train_flags_over_a_preset_give_the_training_configuration(argv, expected, fake_cifar, monkeypatch):
@@ -292,10 +292,10 @@ def test_a_write_failing_at_the_end_is_reported_and_the_other_output_kept(fake_c
 
 
 @pytest.mark.parametrize("dims", [[3072, 50, 50, 10], [12, 10], [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]])
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_parameter_count_counts_every_parameter_of_the_network(dims, batch_norm):
-    net = init_network(dims, batch_norm)
-    assert cli.parameter_count(dims, batch_norm) == sum(p.size for p in net.params.values())
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_parameter_count_counts_every_parameter_of_the_network(dims, norm):
+    net = init_network(dims, norm)
+    assert cli.parameter_count(dims, norm != "none") == sum(p.size for p in net.params.values())
 
 
 def test_memory_needed_is_a_lower_bound_of_what_training_takes(fake_cifar):

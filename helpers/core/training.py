@@ -36,7 +36,7 @@ class TrainConfig:
     """Everything that defines a training run; the defaults are the report's."""
 
     hidden: tuple = (50, 50)
-    batch_norm: bool = True
+    norm: str = "batch"
     lam: float = 0.005
     n_batch: int = 100
     eta_min: float = 1e-5
@@ -49,8 +49,8 @@ class TrainConfig:
     seed: int = 0
     dropout: float = 0.0
     """Inverted dropout on every hidden layer's output in training, p = dropout."""
-    bn_after_relu: bool = False
-    """Batch normalization after the ReLU instead of before."""
+    norm_place: str = "before"
+    """Normalization before (the report's) or after the ReLU (helpers.core.network)."""
     skips: bool = False
     """Skip connections between hidden layers of equal width (helpers.core.network)."""
     optimizer: str = "sgd"
@@ -173,7 +173,7 @@ def check_config(config, n_train=None):
         check_schedule(c.schedule, 2 * n_s * c.cycles, c.eta_min, c.eta_max, n_s, c.step_gamma, None, c.warmup)
     else:  # the run's length is known only with the data: check all but the warm-up's fit, which train() checks
         check_schedule(c.schedule, c.warmup + 1, c.eta_min, c.eta_max, 1, c.step_gamma, None, c.warmup)
-    check_options([1, *c.hidden, 1], c.batch_norm, c.dropout, c.bn_after_relu, c.skips)
+    check_options([1, *c.hidden, 1], c.norm, c.dropout, c.norm_place, c.skips)
     if isinstance(c.translate, bool) or not isinstance(c.translate, int) or not 0 <= c.translate < 32:
         raise ConfigError(f"translate (pixels) must be a whole number in 0 ... 31, got {c.translate!r}.")
     for name in ("brightness", "contrast"):
@@ -181,8 +181,9 @@ def check_config(config, n_train=None):
             raise ConfigError(f"{name} must be in [0, 1), got {getattr(c, name)}.")
     if isinstance(c.precise_bn, bool) or not isinstance(c.precise_bn, int) or c.precise_bn < 0:
         raise ConfigError(f"precise_bn (batches for PreciseBN) must be a whole number >= 0, got {c.precise_bn!r}.")
-    if c.precise_bn and not c.batch_norm:
-        raise ConfigError("precise_bn recomputes batch normalization's statistics: it needs batch_norm.")
+    if c.precise_bn and c.norm != "batch":
+        raise ConfigError(f"precise_bn recomputes batch normalization's statistics: it needs norm 'batch', "
+                          f"got {c.norm!r}.")
     if c.curve_images is not None and c.curve_images < 1:
         raise ConfigError(f"curve_images must be >= 1 (or None for every training image), got {c.curve_images}.")
     if any(int(m) != m or m < 1 for m in c.hidden):
@@ -224,12 +225,12 @@ def textbook_step(net, X, y, eta, lam, rule=None, rng=None):
 def make_step(net, config):
     """step(X, y, eta) -> loss: one training step of config's kind on net.
 
-    The fast path of fast.py trains the report's network with plain SGD;
-    the textbook code of network.py trains everything else (dropout, BN
-    after the ReLU, skips, other update rules), and the report's network
-    too when config.textbook is set.
+    The fast path of fast.py trains the report's networks with plain SGD
+    (fast.trains says which); the textbook code of network.py trains
+    everything else (dropout, other normalizations or places, skips, other
+    update rules), and the report's networks too when config.textbook is set.
     """
-    if not (config.textbook or net.has_options or config.optimizer != "sgd"):
+    if not config.textbook and fast.trains(net) and config.optimizer == "sgd":
         return fast.make_step(net, config.lam)
     rule = None
     if config.optimizer != "sgd":
@@ -257,8 +258,8 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
 
     dims = [X.shape[1], *config.hidden, int(max(train_set.y.max(), val_set.y.max())) + 1]
-    net = init_network(dims, config.batch_norm, config.init, config.seed, X.dtype, config.alpha,
-                       dropout=config.dropout, bn_after_relu=config.bn_after_relu, skips=config.skips)
+    net = init_network(dims, config.norm, config.init, config.seed, X.dtype, config.alpha,
+                       dropout=config.dropout, norm_place=config.norm_place, skips=config.skips)
     result = TrainResult(net, config, n_s, history={"step": []}, etas=np.zeros(total_steps))
     # Slices of the first rows: views, no copy.
     curve_set = train_set if config.curve_images is None else Split(X[: config.curve_images], y[: config.curve_images])
