@@ -26,7 +26,10 @@ the one above. In full, layer l computes
      or = A_l
 
 norm: the normalization N of every hidden layer, one of NORMS: "batch"
-(batch normalization, each unit over the batch) or "none".
+(batch normalization, each unit over the batch), "layer" (layer
+normalization, each sample over the layer's units: the same in training
+and at test time, no running averages; b_l is not cancelled, so it is
+used) or "none".
 
 norm_place: where N sits, one of NORM_PLACES: "before" the ReLU (the
 report's) or "after" it. After the ReLU, the mean subtraction no longer
@@ -63,6 +66,8 @@ from .layers import (
     BN_EPS,
     batchnorm_backward,
     batchnorm_forward,
+    layernorm_backward,
+    layernorm_forward,
     cross_entropy_backward,
     cross_entropy_forward,
     dropout_backward,
@@ -95,9 +100,9 @@ __all__ = [
 ]
 
 INITS = ("he", "xavier")
-NORMS = ("none", "batch")
+NORMS = ("none", "batch", "layer")
 """The normalizations of a hidden layer (Network.norm)."""
-NORM_LABELS = {"none": "no BN", "batch": "BN"}
+NORM_LABELS = {"none": "no BN", "batch": "BN", "layer": "LN"}
 """How titles and tables name each normalization, in the report's words."""
 NORM_PLACES = ("before", "after")
 """Where a hidden layer normalizes, relative to its ReLU (Network.norm_place)."""
@@ -291,6 +296,8 @@ def normalize_forward(net, l, A, training=True, gamma=None, beta=None):
         return A, None
     gamma = net.params[f"gamma{l}"] if gamma is None else gamma
     beta = net.params[f"beta{l}"] if beta is None else beta
+    if net.norm == "layer":
+        return layernorm_forward(A, gamma, beta)
     running = None if training else (net.running[f"mu{l}"], net.running[f"var{l}"])
     return batchnorm_forward(A, gamma, beta, running)
 
@@ -299,6 +306,8 @@ def normalize_backward(net, dout, cache):
     """The backward pass of normalize_forward: dout: (n, u) -> dA: (n, u), dgamma, dbeta: (u,) (None without)."""
     if net.norm == "none":
         return dout, None, None
+    if net.norm == "layer":
+        return layernorm_backward(dout, cache)
     return batchnorm_backward(dout, cache)
 
 
