@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from .core.training import PRESETS, TrainConfig, check_config
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
 from .files import check_writable_file, check_writable_folder, write_json
+from .pool import cores, executor_for
 from .search import (
     RESULTS_FILE,
     SCALES,
@@ -35,9 +35,7 @@ from .search import (
     SearchConfig,
     check_param,
     check_search_config,
-    cores,
     field_label,
-    process_pool,
     run_config,
     run_search,
     searchable,
@@ -215,7 +213,7 @@ def add_search_command(sub):
 
 
 def add_executor_args(p, what):
-    """--workers and --scheduler: where the runs of a command go (see executor_for)."""
+    """--workers and --scheduler: where the runs of a command go (see helpers.pool.executor_for)."""
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None,
                        help=f"local worker processes for the {what} (default: one per core)")
@@ -240,6 +238,9 @@ def add_report_command(sub):
     p.add_argument("--cache-dir", help="cache of finished runs (default: results/cache/)")
     p.add_argument("--no-readme", action="store_true",
                    help="leave README.md alone (it is only rewritten by a full run into figures/)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="train the notebooks' runs on this Dask cluster, whose workers read the data from the"
+                        " same path (default: worker processes beside each notebook's kernel)")
     p.add_argument("notebooks", nargs="*", help="notebooks to run, as paths or names such as "
                                                 "01_gradient_check (default: every numbered one, in order)")
     p.set_defaults(run=run_report_command, parser=p)
@@ -481,7 +482,7 @@ def train_seeds(args, config):
         where = f"the Dask cluster at {args.scheduler}"
     last = config.seed + args.seeds - 1
     print(f"training seeds {config.seed} to {last} on {where} (Ctrl-C stops them all and keeps none)", flush=True)
-    with executor_for(args, workers) as executor:
+    with executor_for(args.scheduler, workers) as executor:
         results = run_seeds(config, args.seeds, executor, args.data_dir, args.split)
     stats = results["statistics"]
     print(f"over {args.seeds} seeds (std: the sample standard deviation, ddof=1)")
@@ -607,7 +608,7 @@ def run_search_command(args):
     check_writable_folder(args.out, "--out")
 
     try:
-        with executor_for(args) as executor:
+        with executor_for(args.scheduler, args.workers) as executor:
             summary = run_search(config, args.out, executor, args.data_dir)
     except OSError as err:
         raise OutputError(
@@ -641,27 +642,6 @@ def mean_and_std(judged):
     return f"{100 * judged['val_accuracy']:.2f} ± {100 * judged['val_accuracy_std']:.2f} %"
 
 
-@contextmanager
-def executor_for(args, workers=None):
-    """The executor the command line asked for; shut down (and the Dask client closed) on leaving.
-
-    workers: the local processes to start, if fewer than --workers (or one per core) will do.
-    """
-    if args.scheduler is None:
-        with process_pool(workers or args.workers) as pool:
-            yield pool
-        return
-    # Imported only when asked for: distributed takes a second to import.
-    from distributed import Client
-
-    try:
-        client = Client(args.scheduler)
-    except OSError as err:
-        raise ConfigError(f"Cannot reach the Dask scheduler at {args.scheduler}: {err}") from err
-    with client:
-        yield client.get_executor()
-
-
 # --- report ------------------------------------------------------------------------
 
 
@@ -670,7 +650,7 @@ def run_report_command(args):
     from .report import job
     from .report.settings import notebook_settings
 
-    settings = notebook_settings(args.quick, args.figures_dir, args.cache_dir, environ={})
+    settings = notebook_settings(args.quick, args.figures_dir, args.cache_dir, environ={}, scheduler=args.scheduler)
     figures_dir, cache_dir = settings.figures, settings.cache
     job.check_output_folder(args.quick, figures_dir)
     # The README's headline links REPORT.md: both are rewritten only by a full run into figures/.
@@ -685,7 +665,7 @@ def run_report_command(args):
     data.find_batches_dir()  # every notebook reads CIFAR-10: say now, not in the first notebook, if it is missing
 
     try:
-        job.run_report(args.quick, figures_dir, cache_dir, readme, notebooks)
+        job.run_report(args.quick, figures_dir, cache_dir, readme, notebooks, scheduler=settings.scheduler)
     except OSError as err:
         raise OutputError(f"the main job stopped: {err}. Fix the cause (a full disk?) and run it again:"
                           " the cache recalls every run already finished.") from err

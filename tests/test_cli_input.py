@@ -52,7 +52,7 @@ BAD = {
         (["--dropout", "-0.1"], "--dropout"),
         (["--bn-after-relu", "--no-bn"], "--no-bn: norm_place 'after'"),
         (["--skips", "--hidden", "50", "30"], "skips connects hidden layers of equal width"),
-        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--optimizer", "adagrad"], "--optimizer"),
         (["--optimizer", "momentum", "--momentum", "1"], "momentum must be in (0, 1)"),
         (["--schedule", "linear"], "--schedule"),
         (["--warmup", "10"], "--warmup"),

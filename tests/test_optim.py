@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from helpers.core import optim
+from helpers.core.data import Split
 from helpers.errors import ConfigError
 
 SHAPES = {"W1": (6, 5), "b1": (6, 1), "gamma1": (6, 1), "beta1": (6, 1), "W2": (3, 6), "b2": (3, 1)}
@@ -25,6 +26,9 @@ TORCH_RULES = [
     pytest.param(
         "adam", {"beta1": 0.5, "beta2": 0.99, "eps": 1e-3}, dict(betas=(0.5, 0.99), eps=1e-3), id="adam-betas"
     ),
+    pytest.param("rmsprop", {}, dict(), id="rmsprop"),
+    # A large eps, so that a misplaced eps (inside the square root, or added to v) would show.
+    pytest.param("rmsprop", {"rho": 0.9, "eps": 1e-1}, dict(alpha=0.9, eps=1e-1), id="rmsprop-0.9"),
 ]
 
 
@@ -44,6 +48,8 @@ def torch_optimizer(rule, tensors, eta, settings):
 
     if rule == "adam":
         return torch.optim.Adam(tensors, lr=eta, **settings)
+    if rule == "rmsprop":
+        return torch.optim.RMSprop(tensors, lr=eta, **settings)
     return torch.optim.SGD(tensors, lr=eta, **settings)
 
 
@@ -78,6 +84,8 @@ def test_each_rule_takes_the_steps_of_torch_optim(rule, ours, theirs):
             assert_same(state["m"][name], torch_state["exp_avg"].numpy(), what=name)
             assert_same(state["v"][name], torch_state["exp_avg_sq"].numpy(), what=name)
             assert state["t"] == int(torch_state["step"]) == 20
+        if rule == "rmsprop":
+            assert_same(state["v"][name], torch_state["square_avg"].numpy(), what=name)
 
 
 @pytest.mark.parametrize("rule", optim.UPDATE_RULES)
@@ -221,10 +229,45 @@ def test_momentum_beats_plain_sgd_on_an_ill_conditioned_quadratic(rule):
     assert momentum_loss < 1e-4 * sgd_loss  # ... where momentum has nearly arrived
 
 
+def test_rmsprop_moves_large_and_small_gradients_at_the_same_pace():
+    """Its step is g / rms(g): gradients 1e6 times apart move their weights alike."""
+    g = {"x": np.array([1e-3, 1e3])}
+    params = {"x": np.zeros(2)}
+    state = optim.init_state("rmsprop", params)
+    optim.update("rmsprop", params, g, state, 0.01)
+    # From v = 0 the first step is eta g / (sqrt(1 - rho) |g| + eps), about 10 eta: not SGD's eta g.
+    assert_same(-params["x"], [0.1, 0.1], rel=1e-4)
+    for _ in range(49):
+        optim.update("rmsprop", params, g, state, 0.01)
+    assert_same(params["x"][0], params["x"][1], rel=1e-4)
+    sgd = {"x": np.zeros(2)}
+    optim.update("sgd", sgd, g, {}, 0.01)
+    assert sgd["x"][1] / sgd["x"][0] == pytest.approx(1e6)
+
+
+def test_a_short_training_run_with_rmsprop_lowers_the_cost():
+    """End to end: TrainConfig(optimizer="rmsprop") through train(), on separable Gaussian clusters."""
+    from helpers.core.training import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((4, 20)) * 2
+
+    def clusters(n):
+        y = rng.integers(0, 4, n)
+        return Split((centers[y] + rng.standard_normal((n, 20))).astype(np.float32), y)
+
+    config = TrainConfig(hidden=(16, 16), n_batch=20, n_s=50, cycles=1, evals_per_cycle=4,
+                         optimizer="rmsprop", eta_max=0.003)
+    result = train(config, clusters(1000), clusters(200), progress=False)
+    costs = result.history["train_cost"]
+    assert costs[-1] < 0.5 * costs[0] and np.all(np.isfinite(costs))
+    assert result.history["val_accuracy"][-1] > 0.9
+
+
 @pytest.mark.parametrize(
     "rule, settings, match",
     [
-        ("adamw", {}, "Unknown update rule 'adamw'; choose one of sgd, momentum, nesterov, adam"),
+        ("adamw", {}, "Unknown update rule 'adamw'; choose one of sgd, momentum, nesterov, adam, rmsprop\\.$"),
         ("sgd", {"eta": 0.0}, "eta must be a finite number > 0, got 0.0"),
         ("sgd", {"eta": math.nan}, "eta must be a finite number > 0, got nan"),
         ("adam", {"eta": math.inf}, "eta must be a finite number > 0, got inf"),
@@ -234,6 +277,9 @@ def test_momentum_beats_plain_sgd_on_an_ill_conditioned_quadratic(rule):
         ("adam", {"beta1": 1.0}, r"beta1 must be in \[0, 1\) for Adam, got 1.0"),
         ("adam", {"beta2": -0.1}, r"beta2 must be in \[0, 1\) for Adam, got -0.1"),
         ("adam", {"eps": 0.0}, "eps must be > 0 for Adam"),
+        ("rmsprop", {"rho": 1.0}, r"rho must be in \[0, 1\) for RMSprop, got 1.0"),
+        ("rmsprop", {"rho": math.nan}, "rho must be in"),
+        ("rmsprop", {"eps": -1e-8}, "eps must be > 0 for RMSprop"),
     ],
 )
 def test_bad_update_settings_are_refused_and_change_nothing(rule, settings, match):
@@ -253,6 +299,8 @@ def test_a_state_made_for_another_rule_is_refused():
     params = random_params()
     with pytest.raises(ConfigError, match=r"not made for the 'adam' rule; make it with init_state\('adam', params\)"):
         optim.update("adam", params, random_params(seed=1), optim.init_state("momentum", params), 0.1)
+    with pytest.raises(ConfigError, match=r"not made for the 'rmsprop' rule"):
+        optim.update("rmsprop", params, random_params(seed=1), optim.init_state("adam", params), 0.1)
     with pytest.raises(ConfigError, match="Unknown update rule 'Adam'"):
         optim.init_state("Adam", params)
 

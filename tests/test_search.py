@@ -23,6 +23,7 @@ import pytest
 from helpers import search
 from helpers.cli import main
 from helpers.errors import ConfigError, HelpersError
+from helpers.pool import process_pool
 from helpers.search import (
     RESULTS_FILE,
     SUMMARY_FILE,
@@ -30,7 +31,6 @@ from helpers.search import (
     append_line,
     brief,
     plan_stage,
-    process_pool,
     read_lines,
     run_config,
     run_key,

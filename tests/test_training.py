@@ -245,7 +245,7 @@ def test_the_schedule_sets_every_step_learning_rate(schedule, expected):
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(optimizer="rmsprop"), "rmsprop"), (dict(optimizer="momentum", momentum=1.0), "momentum"),
+    (dict(optimizer="adagrad"), "adagrad"), (dict(optimizer="momentum", momentum=1.0), "momentum"),
     (dict(schedule="linear"), "linear"), (dict(warmup=5), "warmup"), (dict(schedule="step", step_gamma=2.0), "gamma"),
 ])
 def test_bad_update_rules_and_schedules_are_refused_before_training(change, match):

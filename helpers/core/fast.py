@@ -121,23 +121,38 @@ def batchnorm_backward(dS_tilde, cache, dgamma, dbeta):
     return dS
 
 
-def cross_entropy_forward(S, y):
-    """Trick 8. S: (n, K), y: (n,) -> mean cross-entropy, P: (n, K)."""
+def cross_entropy_forward(S, y, smoothing=0.0):
+    """Trick 8. S: (n, K), y: (n,) -> mean cross-entropy, P: (n, K).
+
+    With label smoothing eps the target is T = (1 - eps) Y + eps / K, as in
+    layers.cross_entropy_forward. Since T's rows sum to one, a row's loss
+    -sum_k T_k log P_k is log Z - (1 - eps) shifted_y - eps mean_k shifted_k:
+    no log of P is needed. The caller checks eps (layers.check_smoothing).
+    """
     n, K = S.shape
     rows = np.arange(n)
     shifted = S - S[rows, S.argmax(axis=1)][:, None]
     P = np.exp(shifted)
     Z = np.dot(P, _constant(K, 1, P.dtype))
     P /= Z[:, None]
-    loss = float(np.add.reduce(np.log(Z) - shifted[rows, y])) / n
+    picked = shifted[rows, y]
+    if smoothing:
+        picked = (1 - smoothing) * picked + smoothing * np.dot(shifted, _constant(K, 1 / K, shifted.dtype))
+    loss = float(np.add.reduce(np.log(Z) - picked)) / n
     return loss, P
 
 
-def cross_entropy_backward(P, y, scale):
-    """Trick 6: scale * (P - Y) / n, the loss's gradient at the scores times scale. -> (n, K)."""
-    n = P.shape[0]
+def cross_entropy_backward(P, y, scale, smoothing=0.0):
+    """Trick 6: scale * (P - T) / n, the loss's gradient at the scores times scale. -> (n, K).
+
+    T = (1 - smoothing) Y + smoothing / K, the target of cross_entropy_forward, is
+    never built: its two parts are subtracted from a copy of P in place.
+    """
+    n, K = P.shape
     dS = P.copy()
-    dS[np.arange(n), y] -= 1
+    if smoothing:
+        dS -= smoothing / K
+    dS[np.arange(n), y] -= 1 - smoothing
     dS *= scale / n
     return dS
 

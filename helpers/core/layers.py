@@ -237,23 +237,54 @@ def softmax(S):
     return np.exp(log_softmax(S))
 
 
-def cross_entropy_forward(S, y):
+def cross_entropy_forward(S, y, smoothing=0.0):
     """Mean cross-entropy of the softmax of the scores against integer labels.
 
-    S: (n, K), y: (n,) ints in 0..K-1 -> loss (a float), cache (P, y).
+    The target of a sample of class y is Y, the one-hot encoding of y, or
+    with label smoothing eps (Szegedy et al., 2016)
+        T = (1 - eps) Y + eps / K,
+    which keeps a share eps of the probability for the other classes, so that
+    the loss no longer rewards driving the correct score ever higher: its
+    minimum is at P = T, at finite scores.
+        loss = -(1/n) sum_i sum_k T_ik log P_ik
+    (PyTorch's cross_entropy(S, y, label_smoothing=eps)). With eps = 0 the
+    loss is -mean_i log P_i,y_i, computed as such (no products with zeros),
+    so that runs without smoothing keep their numbers bit for bit.
+
+    S: (n, K), y: (n,) ints in 0..K-1, smoothing: eps in [0, 1)
+    -> loss (a float), cache (P, T).
     """
-    n = S.shape[0]
+    check_smoothing(smoothing)
+    n, K = S.shape
     log_P = log_softmax(S)  # (n, K)
+    T = smoothed_targets(y, K, smoothing, S.dtype)  # (n, K)
     loss = -log_P[np.arange(n), y].mean()
-    return float(loss), (np.exp(log_P), y)
+    if smoothing:
+        # The row sums of T log P, in the two parts of T: eps / K times every log P, 1 - eps times log P_y.
+        loss = (1 - smoothing) * loss - smoothing * log_P.mean(axis=1).mean()
+    return float(loss), (np.exp(log_P), T)
 
 
 def cross_entropy_backward(dloss, cache):
     """dloss: the gradient of the cost at the loss (1 when the loss is the cost).
 
-    -> dS = dloss * (P - Y) / n: (n, K), where Y is the one-hot encoding of y.
+    -> dS = dloss * (P - T) / n: (n, K), where T is the (smoothed) target of
+    cross_entropy_forward; without smoothing T = Y, the one-hot encoding of y.
     """
-    P, y = cache
-    n, K = P.shape
-    Y = np.eye(K, dtype=P.dtype)[y]  # (n, K)
-    return dloss * (P - Y) / n
+    P, T = cache
+    n = P.shape[0]
+    return dloss * (P - T) / n
+
+
+def smoothed_targets(y, K, smoothing, dtype):
+    """(1 - smoothing) one_hot(y) + smoothing / K. y: (n,) ints in 0..K-1 -> T: (n, K), each row summing to 1."""
+    return (1 - smoothing) * np.eye(K, dtype=dtype)[y] + smoothing / K
+
+
+def check_smoothing(smoothing):
+    """Refuse a label smoothing outside [0, 1): at 1 the target is uniform and the labels are ignored."""
+    if not (isinstance(smoothing, (int, float, np.integer, np.floating)) and 0 <= smoothing < 1):
+        raise ConfigError(
+            f"Label smoothing must be a number in [0, 1), got {smoothing!r}; 0 is none, 0.1 is usual "
+            "(Szegedy et al., 2016)."
+        )

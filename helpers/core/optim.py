@@ -10,11 +10,14 @@ network.forward_backward, the L2 term already in them), in place:
     adam      m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2
               theta <- theta - eta m_hat / (sqrt(v_hat) + eps), with
               m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t), t = 1, 2, ...
+    rmsprop   v <- rho v + (1 - rho) g^2;  theta <- theta - eta g / (sqrt(v) + eps)
 
 Momentum follows PyTorch, not the textbook's v <- mu v - eta g; theta <- theta + v:
 v sums raw gradients and eta multiplies it at the step, so the two agree while
 eta is constant, and with a schedule a change of eta takes effect at once
 instead of fading in through v. Adam is Kingma & Ba's (2015) Algorithm 1.
+RMSprop is Tieleman & Hinton's (2012, Coursera lecture 6e) in PyTorch's form:
+eps added outside the square root, as Adam's is, and no momentum.
 
 Schedules give the learning rate at update step t = 0, 1, ..., total_steps - 1:
 
@@ -31,11 +34,25 @@ import numpy as np
 
 from ..errors import ConfigError
 
-UPDATE_RULES = ("sgd", "momentum", "nesterov", "adam")
+UPDATE_RULES = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
 SCHEDULES = ("cyclical", "step", "cosine")
 
 # The keys of each rule's state, so that a state made for another rule is refused.
-STATE_KEYS = {"sgd": (), "momentum": ("velocity",), "nesterov": ("velocity",), "adam": ("m", "v", "t")}
+STATE_KEYS = {
+    "sgd": (),
+    "momentum": ("velocity",),
+    "nesterov": ("velocity",),
+    "adam": ("m", "v", "t"),
+    "rmsprop": ("v",),
+}
+
+RMSPROP_RHO = 0.99
+"""RMSprop's decay rate rho of the mean square (PyTorch's alpha): 0.99, the
+default of torch.optim.RMSprop and of cs231n's assignment 2 (rmsprop's
+decay_rate), whose code our users compare against. Hinton's lecture (and
+Keras) use 0.9, which forgets faster: the mean then spans about 10 steps'
+gradients instead of 100, so a single noisy mini-batch moves the step
+size more."""
 
 
 def init_state(rule, params):
@@ -46,13 +63,16 @@ def init_state(rule, params):
         "momentum", "nesterov": {"velocity": {name: v}}, v shaped and typed like params[name];
         "adam": {"m": {name: m}, "v": {name: v}, "t": 0}, the first and second
             moments shaped and typed like params[name], and t the number of
-            Adam steps taken (the next one is step t + 1).
+            Adam steps taken (the next one is step t + 1);
+        "rmsprop": {"v": {name: v}}, the running mean square of the gradients.
     """
     check_rule(rule)
     if rule in ("momentum", "nesterov"):
         return {"velocity": zeros_like(params)}
     if rule == "adam":
         return {"m": zeros_like(params), "v": zeros_like(params), "t": 0}
+    if rule == "rmsprop":
+        return {"v": zeros_like(params)}
     return {}
 
 
@@ -60,15 +80,16 @@ def zeros_like(params):
     return {name: np.zeros_like(p) for name, p in params.items()}
 
 
-def update(rule, params, grads, state, eta, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
+def update(rule, params, grads, state, eta, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, rho=RMSPROP_RHO):
     """One step of the update rule: params and state change in place.
 
     params, grads: {name: array}, the same keys and shapes; state: from
     init_state(rule, params). momentum is used by "momentum" and "nesterov",
-    beta1, beta2 and eps by "adam"; a rule ignores the others.
+    beta1 and beta2 by "adam", rho by "rmsprop", eps by "adam" and "rmsprop";
+    a rule ignores the others.
 
     The rule trusts its gradients: a NaN or infinity in grads would spread
-    into params, and for momentum and Adam stay in the state for good. The
+    into params, and for momentum, Adam and RMSprop stay in the state for good. The
     caller refuses such a step by not calling update: it checks that the
     mini-batch's loss is finite first, as training.textbook_step does; params
     and state then stay as they were. Settings are checked before any array
@@ -93,10 +114,13 @@ def update(rule, params, grads, state, eta, momentum=0.9, beta1=0.9, beta2=0.999
                 raise ConfigError(
                     f"{name} must be in [0, 1) for Adam, got {beta}; beta1 = 0.9, beta2 = 0.999 are usual."
                 )
-        if not eps > 0:
-            raise ConfigError(
-                f"eps must be > 0 for Adam (it keeps the step finite where v = 0), got {eps}; 1e-8 is usual."
-            )
+    if rule == "rmsprop" and not 0 <= rho < 1:
+        raise ConfigError(f"rho must be in [0, 1) for RMSprop, got {rho}; 0.99 (PyTorch's alpha) or 0.9 is usual.")
+    if rule in ("adam", "rmsprop") and not eps > 0:
+        name = "Adam" if rule == "adam" else "RMSprop"
+        raise ConfigError(
+            f"eps must be > 0 for {name} (it keeps the step finite where v = 0), got {eps}; 1e-8 is usual."
+        )
 
     if rule == "sgd":
         sgd_step(params, grads, eta)
@@ -104,8 +128,10 @@ def update(rule, params, grads, state, eta, momentum=0.9, beta1=0.9, beta2=0.999
         momentum_step(params, grads, state, eta, momentum)
     elif rule == "nesterov":
         nesterov_step(params, grads, state, eta, momentum)
-    else:
+    elif rule == "adam":
         adam_step(params, grads, state, eta, beta1, beta2, eps)
+    else:
+        rmsprop_step(params, grads, state, eta, rho, eps)
 
 
 def check_rule(rule):
@@ -172,6 +198,25 @@ def adam_step(params, grads, state, eta, beta1, beta2, eps):
         m_hat = m / (1 - beta1**t)
         v_hat = v / (1 - beta2**t)
         theta -= eta * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def rmsprop_step(params, grads, state, eta, rho, eps):
+    """RMSprop (Tieleman & Hinton, 2012): each parameter's step divided by its gradients' root mean square.
+
+    v <- rho v + (1 - rho) g^2               (state["v"][name], shaped like params[name])
+    theta <- theta - eta g / (sqrt(v) + eps)
+    Where gradients have been large the step shrinks, where small it grows,
+    so every weight moves at about the same pace. Unlike Adam, v is not
+    bias-corrected (nor is it in PyTorch): from v = 0 the first step is
+    eta g / (sqrt(1 - rho) |g| + eps), about 10 eta sign(g) for rho = 0.99,
+    so a learning rate that suits Adam is several times too large early on.
+    """
+    for name, theta in params.items():
+        g = grads[name]
+        v = state["v"][name]
+        v *= rho
+        v += (1 - rho) * g * g
+        theta -= eta * g / (np.sqrt(v) + eps)
 
 
 def cyclical_eta(t, eta_min, eta_max, n_s):
