@@ -304,7 +304,7 @@ def measure(kind, hidden, steps, data_dir):
 
 
 def gradcheck_seconds(cifar):
-    net = init_network([3072, 50, 50, 10], batch_norm=True, seed=0, dtype=np.float64)
+    net = init_network([3072, 50, 50, 10], norm="batch", seed=0, dtype=np.float64)
     report = check_gradients(net, cifar.train.X[:100], cifar.train.y[:100], 0.005)
     return report["seconds"], report["max_relative_error"]
 

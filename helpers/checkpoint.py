@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.network import Network
-from .errors import CheckpointError
+from .core.network import Network, check_options
+from .errors import CheckpointError, ConfigError
 from .files import write_atomically
 
 FORMAT = "helpers.network"
-VERSION = 2
-"""Version 2 adds the network's options (dropout, bn_after_relu, skips); a version 1 file has none of them on."""
-OPTIONS = {"dropout": float, "bn_after_relu": bool, "skips": bool}
+VERSION = 3
+"""Version 3 names the normalization (norm, and norm_place among the options) where version 2 had
+batch_norm and bn_after_relu; version 2 added the network's options (dropout, bn_after_relu, skips),
+of which a version 1 file has none on. Versions 1 and 2 still load."""
+OPTIONS = ("dropout", "norm_place", "skips")
 
 
 def save_network(net, path, config=None):
@@ -35,7 +37,7 @@ def save_network(net, path, config=None):
         "format": np.array(FORMAT),
         "version": np.array(VERSION),
         "dims": np.array(net.dims),
-        "batch_norm": np.array(net.batch_norm),
+        "norm": np.array(net.norm),
         "alpha": np.array(net.alpha),
         **{f"option/{name}": np.array(getattr(net, name)) for name in OPTIONS},
         "config": np.array(json.dumps(config or {})),
@@ -61,26 +63,45 @@ def load_network(path):
     if arrays.get("format", np.array("")).item() != FORMAT:
         raise CheckpointError(f"{path} is not a network checkpoint of this package (no format '{FORMAT}').")
     version = int(arrays["version"])
-    if version not in (1, VERSION):
+    if version not in (1, 2, VERSION):
         raise CheckpointError(
-            f"{path} is checkpoint format version {version}; this package reads version {VERSION}."
+            f"{path} is checkpoint format version {version}; this package reads versions 1 to {VERSION}."
         )
     try:
         dims = [int(d) for d in arrays["dims"]]
-        batch_norm = bool(arrays["batch_norm"])
         net = Network(
             dims,
-            batch_norm,
+            norm(arrays, version),
             {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("param/")},
             {key.split("/", 1)[1]: a for key, a in arrays.items() if key.startswith("running/")},
             float(arrays["alpha"]),
-            **{name: kind(arrays[f"option/{name}"]) for name, kind in OPTIONS.items() if version >= 2},
+            **options(arrays, version),
         )
         config = json.loads(arrays["config"].item())
-    except (KeyError, ValueError, TypeError) as e:
+        check_options(net.dims, net.norm, net.dropout, net.norm_place, net.skips)
+    except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{path} is damaged: {e!r}; save the network again.") from None
     check_shapes(net, path)
     return net, config
+
+
+def norm(arrays, version):
+    """The network's normalization: a version 1 or 2 file says only whether it batch-normalizes."""
+    if version < 3:
+        return "batch" if bool(arrays["batch_norm"]) else "none"
+    return str(arrays["norm"])
+
+
+def options(arrays, version):
+    """The options of Network, from a file of any version: none in version 1, bn_after_relu in version 2."""
+    if version == 1:
+        return {}
+    if version == 2:
+        norm_place = "after" if bool(arrays["option/bn_after_relu"]) else "before"
+    else:
+        norm_place = str(arrays["option/norm_place"])
+    return {"dropout": float(arrays["option/dropout"]), "norm_place": norm_place,
+            "skips": bool(arrays["option/skips"])}
 
 
 def check_shapes(net, path):
@@ -90,10 +111,11 @@ def check_shapes(net, path):
     for l in range(1, k + 1):
         expected[f"W{l}"] = (net.dims[l - 1], net.dims[l])
         expected[f"b{l}"] = (net.dims[l],)
-        if net.batch_norm and l < k:
+        if net.norm != "none" and l < k:
             for name in ("gamma", "beta"):
                 expected[f"{name}{l}"] = (net.dims[l],)
-    expected_running = {f"{s}{l}": (net.dims[l],) for l in range(1, k) for s in ("mu", "var")} if net.batch_norm else {}
+    expected_running = ({f"{s}{l}": (net.dims[l],) for l in range(1, k) for s in ("mu", "var")}
+                        if net.norm == "batch" else {})
     for found, wanted, what in ((net.params, expected, "parameters"), (net.running, expected_running, "BN statistics")):
         if set(found) != set(wanted):
             raise CheckpointError(

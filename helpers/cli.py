@@ -18,8 +18,7 @@ import numpy as np
 from .checkpoint import save_network
 from .core import data
 from .core.gradcheck import DEFAULT_H, check_gradients, error_table
-from .core.network import init_network
-from .core.training import PRESETS, SETTINGS, TrainConfig, check_config, settings_table
+from .core.training import PRESETS, SETTINGS, TrainConfig, check_config, new_network, settings_table
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
 from .files import check_output_files, check_writable_folder, write_json, write_outputs
@@ -101,7 +100,7 @@ def build_parser():
     return parser
 
 
-GRADCHECK_SETTINGS = ("hidden", "batch_norm", "init", "dropout", "bn_after_relu", "skips", "lam", "seed")
+GRADCHECK_SETTINGS = ("hidden", "norm", "init", "dropout", "norm_place", "skips", "lam", "seed")
 """The settings of TrainConfig that change the gradients gradcheck checks."""
 
 def add_search_command(sub):
@@ -211,7 +210,7 @@ def run_train(args):
         processes = 1 if args.seeds == 1 else min(args.seeds, args.workers or cores())
         check_training_memory(config, data.split_sizes(args.split), processes, f" with --n-batch {config.n_batch}",
                               "a smaller --n-batch")
-    check_output_files(args, json=0, save=4 * parameter_count(dims, config.batch_norm))  # float32 parameters
+    check_output_files(args, json=0, save=4 * parameter_count(dims, config.norm))  # float32 parameters
     if args.seeds > 1:
         return train_seeds(args, config)
 
@@ -267,7 +266,7 @@ def run_gradcheck(args):
     config = check_flags(args, gradcheck_settings)
     dims = [args.dim, *config.hidden, data.N_CLASSES]
     # In float64: the network, the check's two copies of it, and the analytic and numerical gradients.
-    parts = memory_needed(dims, config.batch_norm, itemsize=8, copies=5, rows=args.n,
+    parts = memory_needed(dims, config.norm, itemsize=8, copies=5, rows=args.n,
                           images=sum(data.split_sizes("small")))
     check_memory(parts, args.n, f"--hidden {shown(config.hidden)} with --dim {args.dim} and --n {args.n}",
                  "Use fewer or narrower hidden layers, or a smaller --dim or --n.")
@@ -277,8 +276,7 @@ def run_gradcheck(args):
     if args.n > len(cifar.train.X):
         raise ConfigError(f"--n is at most {len(cifar.train.X)}, the training images in {cifar.folder}.")
     X, y = cifar.train.X[: args.n, : args.dim], cifar.train.y[: args.n]
-    net = init_network(dims, config.batch_norm, config.init, config.seed, np.float64, dropout=config.dropout,
-                       bn_after_relu=config.bn_after_relu, skips=config.skips)
+    net = new_network(config, dims, np.float64)
     start = time.perf_counter()
     report = check_gradients(net, X, y, config.lam, h=args.h, method=args.method, dropout_seed=config.seed)
     total = time.perf_counter() - start

@@ -27,7 +27,7 @@ def summarize(result, cifar):
         "val_accuracy": final_accuracy(result.net, val.X, val.y),
         "ensemble_test_accuracy": ensemble_accuracy(snapshots, test.X, test.y) if snapshots else None,
         "batch_stats_test_accuracy": (batch_stats_accuracy(result.net, test.X, test.y, result.config.n_batch)
-                                      if result.config.batch_norm else None),
+                                      if result.config.norm == "batch" else None),
         "snapshots": len(snapshots),
         "steps": result.steps,
         "n_s": result.n_s,

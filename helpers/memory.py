@@ -17,14 +17,17 @@ from .errors import ConfigError
 from .flags import shown
 
 
-def parameter_count(dims, batch_norm):
-    """The number of parameters of a network of dims: W and b of every layer, gamma and beta of every BN layer."""
+def parameter_count(dims, norm):
+    """The number of parameters of a network of dims: W and b of every layer, gamma and beta of every normalized one.
+
+    norm: the network's normalization, "none", "batch" or "layer".
+    """
     widths = dims[1:]
     count = sum(d_in * d_out + d_out for d_in, d_out in zip(dims, widths))
-    return count + (2 * sum(widths[:-1]) if batch_norm else 0)
+    return count + (2 * sum(widths[:-1]) if norm != "none" else 0)
 
 
-def memory_needed(dims, batch_norm, itemsize, copies, rows, images):
+def memory_needed(dims, norm, itemsize, copies, rows, images):
     """A lower bound of the memory that training or checking the network of dims takes, in bytes, by part.
 
     copies: how many arrays the size of all the parameters are held at once
@@ -35,7 +38,7 @@ def memory_needed(dims, batch_norm, itemsize, copies, rows, images):
     Returns {"weights": bytes, "activations": bytes, "data": bytes}.
     """
     return {
-        "weights": copies * parameter_count(dims, batch_norm) * itemsize,
+        "weights": copies * parameter_count(dims, norm) * itemsize,
         "activations": 2 * rows * sum(dims[1:]) * itemsize,
         "data": images * data.N_FEATURES * np.dtype(np.float32).itemsize,
     }
@@ -50,7 +53,7 @@ def training_memory(config, sizes):
     n_train = sizes[0]
     rows = max(config.n_batch, min(EVAL_CHUNK, n_train))
     dims = [data.N_FEATURES, *config.hidden, data.N_CLASSES]
-    return memory_needed(dims, config.batch_norm, itemsize=4, copies=2 + config.cycles, rows=rows,
+    return memory_needed(dims, config.norm, itemsize=4, copies=2 + config.cycles, rows=rows,
                          images=sum(sizes)), rows
 
 

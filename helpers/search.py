@@ -164,7 +164,7 @@ def searchable():
 
     Read from the declaration (helpers.core.training.SETTINGS), so that a
     numeric setting declared there is searchable at once: a number, or a
-    number or None (as n_s); not a bool, str or tuple (batch_norm, init,
+    number or None (as n_s); not a bool, str or tuple (norm, init,
     hidden), nor one declared search=False (seed, which the search sets).
     A setting that takes a float counts as float.
     """

@@ -53,8 +53,8 @@ QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.ca
 # %%
 cifar = load_cifar10(split="report", n_train=settings.n_train)
 configs = {
-    "no BN": TrainConfig(hidden=(50, 50), batch_norm=False, n_s=settings.n_s),
-    "BN": TrainConfig(hidden=(50, 50), batch_norm=True, n_s=settings.n_s),
+    "no BN": TrainConfig(hidden=(50, 50), norm="none", n_s=settings.n_s),
+    "BN": TrainConfig(hidden=(50, 50), norm="batch", n_s=settings.n_s),
 }
 runs = cached_seeds(configs, cifar, settings.seeds, CACHE, SCHEDULER)
 ours = {"three_layer/no_bn": summary.test_accuracies(runs["no BN"]),

@@ -54,8 +54,8 @@ QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.ca
 HIDDEN = (50, 30, 20, 20, 10, 10, 10, 10)
 cifar = load_cifar10(split="report", n_train=settings.n_train)
 configs = {
-    "no BN": TrainConfig(hidden=HIDDEN, batch_norm=False, n_s=settings.n_s),
-    "BN": TrainConfig(hidden=HIDDEN, batch_norm=True, n_s=settings.n_s),
+    "no BN": TrainConfig(hidden=HIDDEN, norm="none", n_s=settings.n_s),
+    "BN": TrainConfig(hidden=HIDDEN, norm="batch", n_s=settings.n_s),
 }
 runs = cached_seeds(configs, cifar, settings.seeds, CACHE, SCHEDULER)
 ours = {"nine_layer/no_bn": summary.test_accuracies(runs["no BN"]),

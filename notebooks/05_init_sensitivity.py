@@ -52,7 +52,7 @@ QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.ca
 # %%
 cifar = load_cifar10(split="report", n_train=settings.n_train)
 configs = {
-    (sigma, batch_norm): TrainConfig(init=sigma, batch_norm=batch_norm, n_s=settings.n_s)
+    (sigma, batch_norm): TrainConfig(init=sigma, norm="batch" if batch_norm else "none", n_s=settings.n_s)
     for sigma in summary.SIGMAS
     for batch_norm in (False, True)
 }
@@ -89,7 +89,7 @@ verdicts.findings_table(ours)
 # as slider_<network>_sigma-<value>_<bn or no-bn>.
 
 # %%
-widgets.sigma_explorer(cifar, TrainConfig(n_s=settings.n_s), CACHE, FIGURES, sigma=1e-3, batch_norm=True)
+widgets.sigma_explorer(cifar, TrainConfig(n_s=settings.n_s), CACHE, FIGURES, sigma=1e-3, norm="batch")
 
 # %% [markdown]
 # ## Against the report

@@ -99,7 +99,7 @@ def test_the_best_model_trains_short_in_quick_mode_and_is_read_from_its_file_in_
 
 
 def test_names_keep_their_capitals_at_the_start_of_a_sentence():
-    changes = (change("BN after the ReLU", bn_after_relu=True),)
+    changes = (change("BN after the ReLU", norm_place="after"),)
     runs = {"base": seeds(0.53, 0.531, 0.532), "+ BN after the ReLU": seeds(0.531, 0.529, 0.532)}
     assert "BN after the ReLU made no difference" in gains_text(runs, changes)
 

@@ -240,7 +240,7 @@ def test_the_vectorized_code_equals_a_loop_over_the_images(dtype, tol, options):
 
 def test_tta_proba_is_the_mean_of_the_image_and_of_its_mirror():
     X, _, _ = batch(n=30, dtype=np.float64)
-    net = init_network([C * S * S, 20, 20, 10], batch_norm=True, seed=1, dtype=np.float64)
+    net = init_network([C * S * S, 20, 20, 10], norm="batch", seed=1, dtype=np.float64)
     # A mirror built on its own: column j of every row of every channel from column 31 - j.
     ch, r, j = np.meshgrid(np.arange(C), np.arange(S), np.arange(S), indexing="ij")
     mirrored = X[:, (ch * S * S + r * S + (S - 1 - j)).ravel()]

@@ -29,14 +29,14 @@ THREE_LAYERS = [12, 8, 8, K]
 FOUR_LAYERS = [12, 8, 8, 8, K]
 MIXED_WIDTHS = [12, 8, 6, 6, K]  # a skip on layer 3 only
 
-# (batch_norm, options): every option alone, the skips with and without BN, and all three.
+# (norm, options): every option alone, the skips with and without BN, and all three.
 OPTIONS = [
-    pytest.param(False, dict(dropout=0.3), id="dropout"),
-    pytest.param(True, dict(dropout=0.3), id="dropout-bn"),
-    pytest.param(True, dict(bn_after_relu=True), id="bn-after-relu"),
-    pytest.param(False, dict(skips=True), id="skips"),
-    pytest.param(True, dict(skips=True), id="skips-bn"),
-    pytest.param(True, dict(dropout=0.3, bn_after_relu=True, skips=True), id="all-three"),
+    pytest.param("none", dict(dropout=0.3), id="dropout"),
+    pytest.param("batch", dict(dropout=0.3), id="dropout-bn"),
+    pytest.param("batch", dict(norm_place="after"), id="bn-after-relu"),
+    pytest.param("none", dict(skips=True), id="skips"),
+    pytest.param("batch", dict(skips=True), id="skips-bn"),
+    pytest.param("batch", dict(dropout=0.3, norm_place="after", skips=True), id="all-three"),
 ]
 DIMS = [
     pytest.param(THREE_LAYERS, id="3-layer"),
@@ -48,10 +48,10 @@ DIMS = [
 # ----------------------------------------------------------------- helpers
 
 
-def make_problem(dims, batch_norm, n=20, seed=0, dtype=np.float64, **options):
+def make_problem(dims, norm, n=20, seed=0, dtype=np.float64, **options):
     """A network with every parameter away from its initial constant, and a batch (X, y)."""
     rng = np.random.default_rng(seed + 100)
-    net = init_network(dims, batch_norm=batch_norm, seed=seed, dtype=dtype, **options)
+    net = init_network(dims, norm=norm, seed=seed, dtype=dtype, **options)
     for name, p in net.params.items():
         if name.startswith("gamma"):
             p[...] = 1 + 0.3 * rng.standard_normal(p.shape)
@@ -84,9 +84,9 @@ def torch_cost_and_gradients(net, X, y, lam, masks):
     for l in range(1, k):
         # The bias is added even where BN cancels it: autograd then gives it a zero gradient.
         S = H @ P[f"W{l}"] + P[f"b{l}"]
-        if net.bn_after_relu:
+        if net.norm_place == "after":
             F = bn(torch.relu(S), l)
-        elif net.batch_norm:
+        elif net.norm == "batch":
             F = torch.relu(bn(S, l))
         else:
             F = torch.relu(S)
@@ -116,9 +116,9 @@ def old_forward(net, X, training=True):
     caches = []
     H = X
     for l in range(1, k):
-        S, linear_cache = layers.linear_forward(H, p[f"W{l}"], None if net.batch_norm else p[f"b{l}"])
+        S, linear_cache = layers.linear_forward(H, p[f"W{l}"], None if net.norm == "batch" else p[f"b{l}"])
         bn_cache = None
-        if net.batch_norm:
+        if net.norm == "batch":
             running = None if training else (net.running[f"mu{l}"], net.running[f"var{l}"])
             S, bn_cache = layers.batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"], running)
         H, relu_cache = layers.relu_forward(S)
@@ -217,18 +217,18 @@ def test_dropout_layer_refuses_a_probability_outside_zero_one(p):
 
 def test_options_default_to_off_and_init_draws_the_same_weights():
     plain = init_network(FOUR_LAYERS, seed=3)
-    assert (plain.dropout, plain.bn_after_relu, plain.skips) == (0.0, False, False)
-    other = init_network(FOUR_LAYERS, seed=3, dropout=0.5, bn_after_relu=True, skips=True)
-    assert (other.dropout, other.bn_after_relu, other.skips) == (0.5, True, True)
+    assert (plain.dropout, plain.norm_place, plain.skips) == (0.0, "before", False)
+    other = init_network(FOUR_LAYERS, seed=3, dropout=0.5, norm_place="after", skips=True)
+    assert (other.dropout, other.norm_place, other.skips) == (0.5, "after", True)
     assert set(other.params) == set(plain.params) and set(other.running) == set(plain.running)
     for name in plain.params:
         np.testing.assert_array_equal(other.params[name], plain.params[name])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_with_the_options_off_forward_and_backward_are_bit_for_bit_the_old_ones(batch_norm, dtype):
-    net, X, y = make_problem(FOUR_LAYERS, batch_norm, n=30, dtype=dtype)
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_with_the_options_off_forward_and_backward_are_bit_for_bit_the_old_ones(norm, dtype):
+    net, X, y = make_problem(FOUR_LAYERS, norm, n=30, dtype=dtype)
     for name, r in net.running.items():
         r += 0.1  # test time must read them
     for training in (True, False):
@@ -246,7 +246,7 @@ def test_with_the_options_off_forward_and_backward_are_bit_for_bit_the_old_ones(
         assert grads[name].dtype == dtype
         np.testing.assert_array_equal(grads[name], old_grads[name], err_msg=name)
     old_stats = [bn_cache[2:4] for _, bn_cache, _ in old_caches if bn_cache is not None]
-    assert len(batch_stats) == len(old_stats) == (3 if batch_norm else 0)
+    assert len(batch_stats) == len(old_stats) == (3 if norm == "batch" else 0)
     for (mu, var), (old_mu, old_var) in zip(batch_stats, old_stats):
         np.testing.assert_array_equal(mu, old_mu)
         np.testing.assert_array_equal(var, old_var)
@@ -259,7 +259,7 @@ def test_with_the_options_off_forward_and_backward_are_bit_for_bit_the_old_ones(
         pytest.param(dict(dropout=1.0), "dropout", id="dropout-1"),
         pytest.param(dict(dropout=2), "dropout", id="dropout-2"),
         pytest.param(dict(dropout=float("nan")), "dropout", id="dropout-nan"),
-        pytest.param(dict(batch_norm=False, bn_after_relu=True), "bn_after_relu", id="bn-after-relu-without-bn"),
+        pytest.param(dict(norm="none", norm_place="after"), "norm_place", id="bn-after-relu-without-bn"),
         pytest.param(dict(dims=[12, 8, 6, K], skips=True), "skips", id="skips-unequal-widths"),
         pytest.param(dict(dims=[8, 8, K], skips=True), "skips", id="skips-one-hidden-layer"),
         pytest.param(dict(dims=[12, 8, K, K], skips=True), "skips", id="skips-only-to-the-scores"),
@@ -279,7 +279,7 @@ def test_skips_sit_on_hidden_layers_after_the_first_as_wide_as_the_one_before():
 
 
 def test_a_skip_adds_the_layers_input_to_its_output_before_the_dropout():
-    net, X, y = make_problem(THREE_LAYERS, True, skips=True, dropout=0.5)
+    net, X, y = make_problem(THREE_LAYERS, "batch", skips=True, dropout=0.5)
     S, caches = forward(net, X, rng=np.random.default_rng(0))
     H1 = caches[1][0][0]  # layer 2's input
     M2 = caches[1][3]
@@ -291,7 +291,7 @@ def test_a_skip_adds_the_layers_input_to_its_output_before_the_dropout():
 
 
 def test_batch_norm_after_relu_uses_the_bias_and_keeps_the_statistics_of_the_relu_output():
-    net, X, y = make_problem(THREE_LAYERS, True, bn_after_relu=True)
+    net, X, y = make_problem(THREE_LAYERS, "batch", norm_place="after")
     p = net.params
     _, _, grads, batch_stats = forward_backward(net, X, y, 0.0)
     R1 = np.maximum(X @ p["W1"] + p["b1"], 0)
@@ -301,9 +301,9 @@ def test_batch_norm_after_relu_uses_the_bias_and_keeps_the_statistics_of_the_rel
         assert np.max(np.abs(grads[f"b{l}"])) > 1e-3, f"b{l}"
 
 
-@pytest.mark.parametrize("options", [dict(bn_after_relu=True), dict(bn_after_relu=True, skips=True), dict(skips=True)])
+@pytest.mark.parametrize("options", [dict(norm_place="after"), dict(norm_place="after", skips=True), dict(skips=True)])
 def test_test_time_uses_the_running_averages_where_training_uses_the_batch_statistics(options):
-    net, X, y = make_problem(FOUR_LAYERS, True, **options)
+    net, X, y = make_problem(FOUR_LAYERS, "batch", **options)
     _, train_loss, _, stats = forward_backward(net, X, y, 0.0)
     assert evaluate(net, X, y, 0.0)["loss"] != pytest.approx(train_loss, rel=1e-3)
     for l, (mu, var) in enumerate(stats, start=1):
@@ -312,7 +312,7 @@ def test_test_time_uses_the_running_averages_where_training_uses_the_batch_stati
 
 
 def test_dropout_needs_an_rng_in_training_only():
-    net, X, y = make_problem(THREE_LAYERS, True, dropout=0.5)
+    net, X, y = make_problem(THREE_LAYERS, "batch", dropout=0.5)
     for run in (lambda: forward(net, X), lambda: forward_backward(net, X, y, 0.0),
                 lambda: cost_and_gradients(net, X, y, 0.0), lambda: cost(net, X, y, 0.0)):
         with pytest.raises(ConfigError, match="rng"):
@@ -324,7 +324,7 @@ def test_dropout_needs_an_rng_in_training_only():
 
 
 def test_dropout_draws_one_mask_per_hidden_layer_and_none_for_the_image_or_the_scores():
-    net, X, y = make_problem(MIXED_WIDTHS, False, n=25, dropout=0.5)
+    net, X, y = make_problem(MIXED_WIDTHS, "none", n=25, dropout=0.5)
     rng = np.random.default_rng(11)
     S, caches = forward(net, X, rng=rng)
     # Exactly the draws of one (n, m_l) mask per hidden layer, layer 1 first.
@@ -339,7 +339,7 @@ def test_dropout_draws_one_mask_per_hidden_layer_and_none_for_the_image_or_the_s
 
 
 def test_dropout_masks_are_new_each_pass_and_the_same_for_the_same_seed():
-    net, X, y = make_problem(THREE_LAYERS, True, dropout=0.5)
+    net, X, y = make_problem(THREE_LAYERS, "batch", dropout=0.5)
     rng = np.random.default_rng(0)
     first, second = cost(net, X, y, 0.0, rng), cost(net, X, y, 0.0, rng)
     assert first != second
@@ -347,10 +347,10 @@ def test_dropout_masks_are_new_each_pass_and_the_same_for_the_same_seed():
     assert cost(net, X, y, 0.0, np.random.default_rng(0)) != cost(dataclasses.replace(net, dropout=0.0), X, y, 0.0)
 
 
-@pytest.mark.parametrize("batch_norm, options", OPTIONS)
-def test_float32_network_with_options_stays_float32_and_agrees_with_float64(batch_norm, options):
-    net64, X64, y = make_problem(FOUR_LAYERS, batch_norm, **options)
-    net32, X32, _ = make_problem(FOUR_LAYERS, batch_norm, dtype=np.float32, **options)
+@pytest.mark.parametrize("norm, options", OPTIONS)
+def test_float32_network_with_options_stays_float32_and_agrees_with_float64(norm, options):
+    net64, X64, y = make_problem(FOUR_LAYERS, norm, **options)
+    net32, X32, _ = make_problem(FOUR_LAYERS, norm, dtype=np.float32, **options)
     cost64, grads64 = cost_and_gradients(net64, X64, y, 0.005, np.random.default_rng(0))
     cost32, grads32 = cost_and_gradients(net32, X32, y, 0.005, np.random.default_rng(0))
     assert cost32 == pytest.approx(cost64, rel=1e-4)
@@ -365,9 +365,9 @@ def test_float32_network_with_options_stays_float32_and_agrees_with_float64(batc
 
 @pytest.mark.parametrize("lam", [0.0, 0.005])
 @pytest.mark.parametrize("dims", DIMS)
-@pytest.mark.parametrize("batch_norm, options", OPTIONS)
-def test_cost_and_gradients_with_options_match_torch_autograd(batch_norm, options, dims, lam):
-    net, X, y = make_problem(dims, batch_norm, n=30, **options)
+@pytest.mark.parametrize("norm, options", OPTIONS)
+def test_cost_and_gradients_with_options_match_torch_autograd(norm, options, dims, lam):
+    net, X, y = make_problem(dims, norm, n=30, **options)
     masks = dropout_masks(net, X, seed=5)
     assert any(M is not None for M in masks) == ("dropout" in options)
 
@@ -388,17 +388,17 @@ def test_cost_and_gradients_with_options_match_torch_autograd(batch_norm, option
 
 
 @pytest.mark.parametrize("dims", DIMS)
-@pytest.mark.parametrize("batch_norm, options", OPTIONS)
-def test_analytic_gradients_with_options_pass_the_check(batch_norm, options, dims):
-    net, X, y = make_problem(dims, batch_norm, **options)
+@pytest.mark.parametrize("norm, options", OPTIONS)
+def test_analytic_gradients_with_options_pass_the_check(norm, options, dims):
+    net, X, y = make_problem(dims, norm, **options)
     report = check_gradients(net, X, y, lam=0.005, dropout_seed=3)
     assert set(report["errors"]) == set(net.params)
     assert report["max_relative_error"] < 1e-7, report["errors"]
 
 
-@pytest.mark.parametrize("batch_norm, options", OPTIONS)
-def test_the_textbook_check_with_options_passes_and_agrees_with_the_fast_one(batch_norm, options):
-    net, X, y = make_problem(THREE_LAYERS, batch_norm, n=10, **options)
+@pytest.mark.parametrize("norm, options", OPTIONS)
+def test_the_textbook_check_with_options_passes_and_agrees_with_the_fast_one(norm, options):
+    net, X, y = make_problem(THREE_LAYERS, norm, n=10, **options)
     report = check_gradients(net, X, y, lam=0.005, method="textbook", dropout_seed=4)
     assert report["max_relative_error"] < 1e-7, report["errors"]
     fast = numerical_gradients(net, X, y, 0.005, h=1e-5, dropout_seed=4)
@@ -408,7 +408,7 @@ def test_the_textbook_check_with_options_passes_and_agrees_with_the_fast_one(bat
 
 
 def test_the_check_fails_when_the_numerical_gradients_see_another_mask():
-    net, X, y = make_problem(FOUR_LAYERS, True, dropout=0.3, bn_after_relu=True, skips=True)
+    net, X, y = make_problem(FOUR_LAYERS, "batch", dropout=0.3, norm_place="after", skips=True)
     _, analytic = cost_and_gradients(net, X, y, 0.0, np.random.default_rng(0))
     numerical = numerical_gradients(net, X, y, 0.0, dropout_seed=1)
     assert max(relative_error(analytic[name], numerical[name]) for name in analytic) > 1e-2
@@ -417,7 +417,7 @@ def test_the_check_fails_when_the_numerical_gradients_see_another_mask():
 def test_the_check_catches_a_backward_pass_that_forgets_the_skip():
     """The numerical gradients see the skip's direct path: a backward pass run
     as if there were no skips (on the caches of a forward pass with them) fails."""
-    net, X, y = make_problem(FOUR_LAYERS, False, skips=True)
+    net, X, y = make_problem(FOUR_LAYERS, "none", skips=True)
     S, caches = forward(net, X)
     dS = layers.cross_entropy_backward(1.0, layers.cross_entropy_forward(S, y)[1])
     numerical = numerical_gradients(net, X, y, 0.0)

@@ -34,7 +34,7 @@ def test_a_lookup_alone_stores_nothing(cifar, tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [dict(lam=0.01), dict(batch_norm=False), dict(hidden=(9,)), dict(init=1e-3), dict(seed=1), dict(cycles=2),
+    [dict(lam=0.01), dict(norm="none"), dict(hidden=(9,)), dict(init=1e-3), dict(seed=1), dict(cycles=2),
      dict(n_s=3), dict(eta_max=0.05), dict(n_batch=5), dict(alpha=0.8), dict(evals_per_cycle=2),
      dict(curve_images=5)],
 )
@@ -205,7 +205,7 @@ def threads():
 
 
 def test_cached_seeds_trains_every_seed_once_then_recalls_them(cifar, tmp_path, threads, seed_trainings):
-    configs = {"BN": TINY, "no BN": replace(TINY, batch_norm=False)}
+    configs = {"BN": TINY, "no BN": replace(TINY, norm="none")}
     runs = cache.cached_seeds(configs, cifar, 3, tmp_path, threads, progress=False)
     assert list(runs) == ["BN", "no BN"]
     for label, config in configs.items():

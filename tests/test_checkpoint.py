@@ -10,8 +10,8 @@ from test_data import RunsACommand
 from helpers.core.network import init_network, predict_proba, update_running_stats, forward_backward
 
 
-def trained_looking_network(batch_norm=True):
-    net = init_network([12, 8, 6, 3], batch_norm=batch_norm, seed=1)
+def trained_looking_network(norm="batch"):
+    net = init_network([12, 8, 6, 3], norm=norm, seed=1)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20, 12)).astype(np.float32)
     _, _, _, stats = forward_backward(net, X, rng.integers(0, 3, 20), 0.0)
@@ -19,13 +19,13 @@ def trained_looking_network(batch_norm=True):
     return net, X
 
 
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_a_loaded_network_predicts_exactly_as_before(tmp_path, batch_norm):
-    net, X = trained_looking_network(batch_norm)
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_a_loaded_network_predicts_exactly_as_before(tmp_path, norm):
+    net, X = trained_looking_network(norm)
     path = save_network(net, tmp_path / "net.npz", config={"lam": 0.005, "hidden": [8, 6]})
     loaded, config = load_network(path)
     assert config == {"lam": 0.005, "hidden": [8, 6]}
-    assert loaded.dims == net.dims and loaded.batch_norm == net.batch_norm and loaded.alpha == net.alpha
+    assert loaded.dims == net.dims and loaded.norm == net.norm and loaded.alpha == net.alpha
     np.testing.assert_array_equal(predict_proba(loaded, X), predict_proba(net, X))
     for name in net.params:
         assert loaded.params[name].dtype == net.params[name].dtype
@@ -142,20 +142,54 @@ def test_a_checkpoint_holding_an_object_array_is_refused_and_runs_nothing(tmp_pa
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("options", [dict(dropout=0.3), dict(bn_after_relu=True), dict(skips=True)])
+@pytest.mark.parametrize("options", [dict(dropout=0.3), dict(norm_place="after"), dict(skips=True)])
 def test_the_network_options_are_saved_and_loaded(tmp_path, options):
     net = init_network([12, 6, 6, 3], seed=2, **options)
     loaded, _ = load_network(save_network(net, tmp_path / "net.npz"))
-    assert (loaded.dropout, loaded.bn_after_relu, loaded.skips) == (net.dropout, net.bn_after_relu, net.skips)
+    assert (loaded.dropout, loaded.norm_place, loaded.skips) == (net.dropout, net.norm_place, net.skips)
     X = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)
     np.testing.assert_array_equal(predict_proba(loaded, X), predict_proba(net, X))
 
 
+def older_file(path, version):
+    """Rewrite the checkpoint at path as format version 1 or 2 wrote it: batch_norm and bn_after_relu, not norm."""
+    with np.load(path) as f:
+        arrays = {key: f[key] for key in f.files}
+    arrays["batch_norm"] = np.array(str(arrays.pop("norm")) == "batch")
+    bn_after_relu = np.array(str(arrays.pop("option/norm_place")) == "after")
+    if version == 1:
+        arrays = {key: a for key, a in arrays.items() if not key.startswith("option/")}
+    else:
+        arrays["option/bn_after_relu"] = bn_after_relu
+    arrays["version"] = np.array(version)
+    np.savez(path, **arrays)
+    return path
+
+
 def test_a_version_1_file_loads_with_every_option_off(tmp_path):
+    path = older_file(save_network(init_network([12, 6, 3], seed=2), tmp_path / "net.npz"), 1)
+    old, _ = load_network(path)
+    assert (old.norm, old.dropout, old.norm_place, old.skips) == ("batch", 0.0, "before", False)
+
+
+@pytest.mark.parametrize("norm, options", [("batch", dict(norm_place="after", dropout=0.3)), ("batch", dict(skips=True)),
+                                           ("none", dict(dropout=0.2))])
+def test_a_version_2_file_with_batch_norm_and_bn_after_relu_loads_as_the_same_network(tmp_path, norm, options):
+    net = init_network([12, 6, 6, 3], norm=norm, seed=2, **options)
+    path = older_file(save_network(net, tmp_path / "net.npz"), 2)
+    with np.load(path) as f:
+        assert "norm" not in f.files and bool(f["batch_norm"]) == (norm == "batch")
+    old, _ = load_network(path)
+    assert (old.norm, old.dropout, old.norm_place, old.skips) == (net.norm, net.dropout, net.norm_place, net.skips)
+    X = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)
+    np.testing.assert_array_equal(predict_proba(old, X), predict_proba(net, X))
+
+
+def test_a_checkpoint_naming_an_unknown_normalization_is_refused(tmp_path):
     path = save_network(init_network([12, 6, 3], seed=2), tmp_path / "net.npz")
     with np.load(path) as f:
-        arrays = {key: f[key] for key in f.files if not key.startswith("option/")}
-    arrays["version"] = np.array(1)
-    np.savez(tmp_path / "old.npz", **arrays)
-    old, _ = load_network(tmp_path / "old.npz")
-    assert (old.dropout, old.bn_after_relu, old.skips) == (0.0, False, False)
+        arrays = {key: f[key] for key in f.files}
+    arrays["norm"] = np.array("group")
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="damaged.*norm"):
+        load_network(path)

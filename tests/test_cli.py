@@ -18,7 +18,7 @@ def test_train_writes_the_summary_the_issue_asks_for(cifar_dir, tmp_path, capsys
         assert key in summary
     assert summary["steps"] == 100
     assert summary["config"]["hidden"] == [20]
-    assert summary["config"]["batch_norm"] is True
+    assert summary["config"]["norm"] == "batch"
     assert len(summary["history"]["eta"]) == 100
     assert 0.2 < summary["test_accuracy"] < 1
 

@@ -47,7 +47,7 @@ BAD = {
         (["--lam", "-1"], "--lam"),
         (["--dropout", "1"], "--dropout"),
         (["--dropout", "-0.1"], "--dropout"),
-        (["--bn-after-relu", "--no-bn"], "--no-bn: bn_after_relu"),
+        (["--bn-after-relu", "--no-bn"], "--no-bn: norm_place 'after'"),
         (["--skips", "--hidden", "50", "30"], "skips connects hidden layers of equal width"),
         (["--optimizer", "adagrad"], "--optimizer"),
         (["--optimizer", "momentum", "--momentum", "1"], "momentum must be in (0, 1)"),
@@ -96,7 +96,7 @@ BAD = {
     "gradcheck": [
         (["--dropout", "1"], "--dropout"),
         (["--skips", "--hidden", "10", "20"], "skips connects hidden layers of equal width"),
-        (["--bn-after-relu", "--no-bn"], "bn_after_relu moves batch normalization after the ReLU: it needs"),
+        (["--bn-after-relu", "--no-bn"], "norm_place 'after' moves the normalization after the ReLU: it needs"),
         (["--n", "0"], "--n"),
         (["--n", "10001"], "--n"),
         (["--dim", "0"], "--dim"),
@@ -248,11 +248,11 @@ def test_textbook_reaches_the_training_configuration(fake_cifar, monkeypatch):
     (["--preset", "best"], PRESETS["best"]),
     # A flag given wins over the preset, even when it repeats the report's value.
     (["--preset", "best", "--lam", "0.005", "--no-bn", "--precise-bn", "0", "--dropout", "0"],
-     replace(PRESETS["best"], lam=0.005, batch_norm=False, dropout=0.0)),
+     replace(PRESETS["best"], lam=0.005, norm="none", dropout=0.0)),
     (["--dropout", "0.1", "--bn-after-relu", "--optimizer", "adam", "--schedule", "cosine", "--warmup", "5",
       "--flip", "--translate", "2", "--brightness", "0.1", "--contrast", "0.2", "--tta", "--precise-bn", "50",
       "--hidden", "40", "40", "--skips"],
-     TrainConfig(hidden=(40, 40), dropout=0.1, bn_after_relu=True, optimizer="adam", schedule="cosine", warmup=5,
+     TrainConfig(hidden=(40, 40), dropout=0.1, norm_place="after", optimizer="adam", schedule="cosine", warmup=5,
                  flip=True, translate=2, brightness=0.1, contrast=0.2, tta=True, precise_bn=50, skips=True)),
 ])
 def test_train_flags_over_a_preset_give_the_training_configuration(argv, expected, fake_cifar, monkeypatch):

@@ -17,18 +17,18 @@ from test_training import blobs
 
 NINE_LAYERS = [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]
 NETWORKS = [
-    pytest.param([40, 10], False, id="1-layer"),
-    pytest.param([3072, 50, 50, 10], False, id="3-layer"),
-    pytest.param([3072, 50, 50, 10], True, id="3-layer-bn"),
-    pytest.param(NINE_LAYERS, False, id="9-layer"),
-    pytest.param(NINE_LAYERS, True, id="9-layer-bn"),
+    pytest.param([40, 10], "none", id="1-layer"),
+    pytest.param([3072, 50, 50, 10], "none", id="3-layer"),
+    pytest.param([3072, 50, 50, 10], "batch", id="3-layer-bn"),
+    pytest.param(NINE_LAYERS, "none", id="9-layer"),
+    pytest.param(NINE_LAYERS, "batch", id="9-layer-bn"),
 ]
 
 
-def problem(dims, batch_norm, n=100, seed=0, dtype=np.float64):
+def problem(dims, norm, n=100, seed=0, dtype=np.float64):
     """A network with gamma and beta moved away from 1 and 0, and a batch (X, y)."""
     rng = np.random.default_rng(seed)
-    net = init_network(dims, batch_norm=batch_norm, seed=seed, dtype=dtype)
+    net = init_network(dims, norm=norm, seed=seed, dtype=dtype)
     for name, p in net.params.items():
         if name.startswith(("gamma", "beta")):
             p += (0.3 * rng.standard_normal(p.shape)).astype(dtype)
@@ -43,9 +43,9 @@ def assert_same(a, b, rel=1e-12, what=""):
     assert np.max(np.abs(a - b)) <= rel * np.max(np.abs(b)), what
 
 
-@pytest.mark.parametrize("dims, batch_norm", NETWORKS)
-def test_the_fast_loss_and_gradients_are_the_textbook_ones(dims, batch_norm):
-    net, X, y = problem(dims, batch_norm)
+@pytest.mark.parametrize("dims, norm", NETWORKS)
+def test_the_fast_loss_and_gradients_are_the_textbook_ones(dims, norm):
+    net, X, y = problem(dims, norm)
     _, loss, grads, batch_stats = forward_backward(net, X, y, lam=0.0)
     fast_grads = {name: np.zeros_like(p) for name, p in net.params.items()}
     fast_loss, fast_stats = fast.forward_backward(net, X, y, fast_grads)
@@ -58,12 +58,12 @@ def test_the_fast_loss_and_gradients_are_the_textbook_ones(dims, batch_norm):
         assert_same(fast_stat, stat)
 
 
-@pytest.mark.parametrize("dims, batch_norm", NETWORKS)
-def test_a_fast_step_is_the_textbook_step(dims, batch_norm):
+@pytest.mark.parametrize("dims, norm", NETWORKS)
+def test_a_fast_step_is_the_textbook_step(dims, norm):
     """Parameters and running averages after two steps with lam > 0: the L2 term, the
     scaling by eta and the flat update add up to theta - eta * grad."""
-    textbook, X, y = problem(dims, batch_norm)
-    quick, _, _ = problem(dims, batch_norm)
+    textbook, X, y = problem(dims, norm)
+    quick, _, _ = problem(dims, norm)
     step = fast.make_step(quick, lam=0.01)
     for eta in (0.05, 0.02):
         assert step(X, y, eta) == pytest.approx(textbook_step(textbook, X, y, eta, lam=0.01), rel=1e-12)
@@ -110,7 +110,7 @@ def test_three_batch_norm_backwards_agree(sigma):
 
 
 def test_a_step_with_a_nonfinite_loss_changes_nothing():
-    net, X, y = problem([40, 10], False)
+    net, X, y = problem([40, 10], "none")
     step = fast.make_step(net, lam=0.01)
     before = {name: p.copy() for name, p in net.params.items()}
     X[0, 0] = np.nan
@@ -119,9 +119,9 @@ def test_a_step_with_a_nonfinite_loss_changes_nothing():
         np.testing.assert_array_equal(p, before[name], err_msg=name)
 
 
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_a_scaled_pass_gives_the_gradients_times_the_scale(batch_norm):
-    net, X, y = problem([30, 16, 12, 10], batch_norm, n=25)
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_a_scaled_pass_gives_the_gradients_times_the_scale(norm):
+    net, X, y = problem([30, 16, 12, 10], norm, n=25)
     grads = {name: np.zeros_like(p) for name, p in net.params.items()}
     scaled = {name: np.zeros_like(p) for name, p in net.params.items()}
     fast.forward_backward(net, X, y, grads)
@@ -131,7 +131,7 @@ def test_a_scaled_pass_gives_the_gradients_times_the_scale(batch_norm):
 
 
 def test_flat_parameters_are_views_of_one_vector_and_keep_the_values():
-    net, _, _ = problem([30, 16, 12, 10], True)
+    net, _, _ = problem([30, 16, 12, 10], "batch")
     values = {name: p.copy() for name, p in net.params.items()}
     flat = fast.flatten_parameters(net)
     for name, p in net.params.items():
@@ -150,7 +150,7 @@ def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
     assert fast.batch_sum(A, out=out) is out
 
 
-@pytest.mark.parametrize("option", [dict(dropout=0.2), dict(bn_after_relu=True), dict(skips=True)])
+@pytest.mark.parametrize("option", [dict(dropout=0.2), dict(norm_place="after"), dict(skips=True)])
 def test_the_fast_path_refuses_a_network_with_options(option):
     with pytest.raises(ConfigError, match="textbook_step"):
         fast.make_step(init_network([12, 6, 6, 3], **option), 0.0)

@@ -30,9 +30,9 @@ def forward_differences_one_at_a_time(net, X, y, lam, h):
     return grads
 
 
-def small_problem(dims, batch_norm, n=12, seed=0):
+def small_problem(dims, norm, n=12, seed=0):
     rng = np.random.default_rng(seed)
-    net = init_network(dims, batch_norm=batch_norm, seed=seed, dtype=np.float64)
+    net = init_network(dims, norm=norm, seed=seed, dtype=np.float64)
     for name, p in net.params.items():
         if name.startswith(("gamma", "beta")):
             p += 0.3 * rng.standard_normal(p.shape)
@@ -43,11 +43,11 @@ def small_problem(dims, batch_norm, n=12, seed=0):
 
 @pytest.mark.parametrize("method", ["centered", "forward"])
 @pytest.mark.parametrize(
-    "dims, batch_norm",
-    [([7, 5], False), ([7, 6, 5], False), ([7, 6, 5], True), ([7, 6, 4, 6, 5], True)],
+    "dims, norm",
+    [([7, 5], "none"), ([7, 6, 5], "none"), ([7, 6, 5], "batch"), ([7, 6, 4, 6, 5], "batch")],
 )
-def test_fast_numerical_gradients_equal_the_textbook_ones(dims, batch_norm, method):
-    net, X, y = small_problem(dims, batch_norm)
+def test_fast_numerical_gradients_equal_the_textbook_ones(dims, norm, method):
+    net, X, y = small_problem(dims, norm)
     h = 1e-5
     fast = numerical_gradients(net, X, y, 0.01, h, method)
     if method == "centered":
@@ -61,24 +61,24 @@ def test_fast_numerical_gradients_equal_the_textbook_ones(dims, batch_norm, meth
         np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-8, err_msg=name)
 
 
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_the_textbook_check_passes_the_analytic_gradients(batch_norm):
-    net, X, y = small_problem([6, 5, 4], batch_norm, n=8)
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_the_textbook_check_passes_the_analytic_gradients(norm):
+    net, X, y = small_problem([6, 5, 4], norm, n=8)
     report = check_gradients(net, X, y, lam=0.005, method="textbook")
     assert report["max_relative_error"] < 1e-7
     assert set(report["errors"]) == set(net.params)
 
 
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_analytic_gradients_pass_the_check(batch_norm):
-    net, X, y = small_problem([10, 8, 8, 4], batch_norm, n=20)
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_analytic_gradients_pass_the_check(norm):
+    net, X, y = small_problem([10, 8, 8, 4], norm, n=20)
     report = check_gradients(net, X, y, lam=0.005)
     assert report["max_relative_error"] < 1e-7
     assert set(report["errors"]) == set(net.params)
 
 
 def test_the_check_catches_a_wrong_gradient():
-    net, X, y = small_problem([10, 8, 4], True, n=20)
+    net, X, y = small_problem([10, 8, 4], "batch", n=20)
     numerical = numerical_gradients(net, X, y, 0.0)
     wrong = dict(numerical)
     wrong["gamma1"] = numerical["gamma1"] * 1.01
@@ -86,7 +86,7 @@ def test_the_check_catches_a_wrong_gradient():
 
 
 def test_forward_differences_are_less_precise_than_centered():
-    net, X, y = small_problem([10, 8, 4], False, n=20)
+    net, X, y = small_problem([10, 8, 4], "none", n=20)
     centered = check_gradients(net, X, y, 0.0, h=1e-4, method="centered")["max_relative_error"]
     forward_ = check_gradients(net, X, y, 0.0, h=1e-4, method="forward")["max_relative_error"]
     assert centered < forward_ / 10
@@ -108,8 +108,8 @@ def test_error_table_has_a_row_per_layer_and_dashes_for_missing_parameters():
 
 
 def test_gradcheck_accepts_a_float32_network_and_checks_in_float64():
-    net, X, y = small_problem([6, 5, 3], True)
-    net32 = init_network([6, 5, 3], batch_norm=True, seed=0, dtype=np.float32)
+    net, X, y = small_problem([6, 5, 3], "batch")
+    net32 = init_network([6, 5, 3], norm="batch", seed=0, dtype=np.float32)
     report = check_gradients(net32, X.astype(np.float32), y, 0.0)
     assert all(g.dtype == np.float64 for g in report["numerical"].values())
     assert report["max_relative_error"] < 1e-7
@@ -140,7 +140,7 @@ def test_command_line_gradcheck_of_the_networks_options(cifar_dir, tmp_path, cap
 def test_a_relu_kink_within_reach_of_the_step_is_handled():
     """A ReLU input 3e-7 from zero: a step of 1e-6 crosses the kink, so the
     check must shrink the step for the entries that do, and still agree."""
-    net, X, y = small_problem([10, 8, 6, 4], True, n=20)
+    net, X, y = small_problem([10, 8, 6, 4], "batch", n=20)
     from helpers.core.network import forward as run
 
     _, caches = run(net, X)
@@ -154,20 +154,20 @@ def test_a_relu_kink_within_reach_of_the_step_is_handled():
 
 
 def test_forward_differences_give_exactly_zero_for_the_bias_that_batch_norm_cancels():
-    net, X, y = small_problem([10, 8, 6, 4], True, n=20)
+    net, X, y = small_problem([10, 8, 6, 4], "batch", n=20)
     report = check_gradients(net, X, y, 0.005, method="forward")
     for name in ("b1", "b2"):
         assert np.all(report["numerical"][name] == 0) and report["errors"][name] == 0
 
 
 def test_a_float32_network_is_checked_with_its_options():
-    """as_float64 keeps dropout, bn_after_relu and skips: the check must check the network it is given."""
-    net32 = init_network([6, 5, 5, 3], batch_norm=True, seed=0, dtype=np.float32,
-                         dropout=0.3, bn_after_relu=True, skips=True)
+    """as_float64 keeps dropout, norm_place and skips: the check must check the network it is given."""
+    net32 = init_network([6, 5, 5, 3], norm="batch", seed=0, dtype=np.float32,
+                         dropout=0.3, norm_place="after", skips=True)
     net64 = as_float64(net32)
-    assert (net64.dropout, net64.bn_after_relu, net64.skips) == (0.3, True, True)
+    assert (net64.dropout, net64.norm_place, net64.skips) == (0.3, "after", True)
     assert net64.dtype == np.float64 and net64.dims == net32.dims
-    _, X, y = small_problem([6, 5, 5, 3], True)
+    _, X, y = small_problem([6, 5, 5, 3], "batch")
     X32 = X.astype(np.float32)
     report = check_gradients(net32, X32, y, 0.0, dropout_seed=2)
     _, expected = cost_and_gradients(net64, X32.astype(np.float64), y, 0.0, np.random.default_rng(2))

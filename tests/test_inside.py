@@ -40,7 +40,7 @@ def by_hand(net, X, y, n_batch):
 def bn_network_with_moved_statistics(seed=0):
     """A small BN network whose gamma, beta and running averages are far from their initial values."""
     rng = np.random.default_rng(seed)
-    net = init_network([12, 7, 6, 4], batch_norm=True, init="he", seed=seed, dtype=np.float64)
+    net = init_network([12, 7, 6, 4], norm="batch", init="he", seed=seed, dtype=np.float64)
     for l in (1, 2):
         net.params[f"gamma{l}"][:] = rng.uniform(0.5, 2, net.dims[l])
         net.params[f"beta{l}"][:] = rng.normal(0, 1, net.dims[l])
@@ -71,7 +71,7 @@ def test_the_batch_statistics_accuracy_differs_from_the_running_averages():
 def test_the_summary_has_the_batch_statistics_accuracy_of_bn_networks_only(cifar):
     bn, result = run_experiment(TINY, cifar, progress=False)
     assert bn["batch_stats_test_accuracy"] == batch_stats_accuracy(result.net, cifar.test.X, cifar.test.y, 10)
-    plain, _ = run_experiment(replace(TINY, batch_norm=False), cifar, progress=False)
+    plain, _ = run_experiment(replace(TINY, norm="none"), cifar, progress=False)
     assert plain["batch_stats_test_accuracy"] is None
 
 
@@ -86,7 +86,7 @@ def test_the_sweep_trains_every_sigma_and_he_for_both_networks_on_one_short_cycl
             assert {init for n, init, bn in configs if (n, bn) == (name, batch_norm)} == expected
     assert len(configs) == 4 * (len(inside.SIGMAS) + 1) - 1 and inside.DIVERGES == {("9-layer", 1.0, False)}
     for (name, init, batch_norm), config in configs.items():
-        assert config == replace(TrainConfig(), hidden=inside.NETWORKS[name], init=init, batch_norm=batch_norm,
+        assert config == replace(TrainConfig(), hidden=inside.NETWORKS[name], init=init, norm="batch" if batch_norm else "none",
                                  n_s=450, cycles=1)
 
 
@@ -94,7 +94,7 @@ def test_the_batch_size_study_gives_every_n_batch_the_same_epochs():
     configs = inside.batch_size_configs(45000)
     assert list(configs) == [(n, bn) for n in inside.BATCH_SIZES for bn in (False, True)]
     for (n_batch, batch_norm), config in configs.items():
-        assert config.n_batch == n_batch and config.batch_norm == batch_norm and config.hidden == (50, 50)
+        assert config.n_batch == n_batch and config.norm == ("batch" if batch_norm else "none") and config.hidden == (50, 50)
         assert config.n_s * n_batch == 45000 * inside.HALF_CYCLE_EPOCHS and config.cycles == 1
         assert (config.eta_min, config.eta_max, config.init) == (1e-5, 1e-1, "he")
     assert inside.schedule_note(45000) == "one cycle of 2 epochs of 45,000 images"
@@ -104,10 +104,10 @@ def test_without_bn_sigma_1_diverges_for_the_9_layer_network_only(cifar_dir):
     """Why the sweep leaves out inside.DIVERGES: on the quick data, seeds 0 and 1, as in the notebook."""
     cifar = load_cifar10(cifar_dir, n_train=5000)
     for seed in (0, 1):
-        config = inside.short_config(5000, hidden=inside.NETWORKS["9-layer"], init=1.0, batch_norm=False, seed=seed)
+        config = inside.short_config(5000, hidden=inside.NETWORKS["9-layer"], init=1.0, norm="none", seed=seed)
         with pytest.warns(RuntimeWarning), pytest.raises(DivergedError):  # NumPy's warning of the overflow
             train(config, cifar.train, cifar.val, progress=False)
-    config = inside.short_config(5000, hidden=inside.NETWORKS["3-layer"], init=1.0, batch_norm=False)
+    config = inside.short_config(5000, hidden=inside.NETWORKS["3-layer"], init=1.0, norm="none")
     assert train(config, cifar.train, cifar.val, progress=False).steps == 2 * config.n_s  # to the end
 
 
@@ -270,7 +270,7 @@ def test_the_followed_runs_are_the_report_sigmas_and_the_9_layer_network_with_la
     assert list(configs) == [("3-layer", s, bn) for bn in (False, True) for s in (1e-1, 1e-3, 1e-4)] + [
         ("9-layer", "he", False), ("9-layer", "he", True)]
     for (name, init, batch_norm), config in configs.items():
-        assert config == inside.short_config(45000, hidden=inside.NETWORKS[name], init=init, batch_norm=batch_norm,
+        assert config == inside.short_config(45000, hidden=inside.NETWORKS[name], init=init, norm="batch" if batch_norm else "none",
                                              layer_stats=True)
     runs = {key: [{"seed": 0}, {"seed": 1}] for key in configs}
     assert inside.traced_runs(runs, "9-layer") == {"9-layer, He, no BN": {"seed": 0}, "9-layer, He, BN": {"seed": 0}}
@@ -281,7 +281,7 @@ def test_the_gain_of_a_layer_at_initialization_is_measured_by_a_forward_pass():
     """sigma sqrt(d_in / 2): the ratio of the stds of two layers' outputs, on Gaussian inputs and wide layers."""
     rng = np.random.default_rng(0)
     hidden = (400, 400)
-    net = init_network([300, *hidden, 10], batch_norm=False, init=1e-2, seed=0, dtype=np.float64)
+    net = init_network([300, *hidden, 10], norm="none", init=1e-2, seed=0, dtype=np.float64)
     H1 = np.maximum(rng.normal(size=(2000, 300)) @ net.params["W1"], 0)
     H2 = np.maximum(H1 @ net.params["W2"], 0)
     assert H2.std() / H1.std() == pytest.approx(inside.fan_in_gain(hidden, 1e-2, 2), rel=0.1)

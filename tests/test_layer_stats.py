@@ -44,7 +44,7 @@ def direct_stats(net, X):
         out["pre_mean"].append(S.mean())
         out["pre_std"].append(S.std())
         relu_input = S
-        if net.batch_norm:
+        if net.norm == "batch":
             relu_input, _ = layers.batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"])
             out["post_mean"].append(relu_input.mean())
             out["post_std"].append(relu_input.std())
@@ -60,22 +60,22 @@ DEPTHS = {3: [12, 10, 9, 4], 9: [12, 10, 9, 8, 8, 7, 7, 6, 6, 4]}
 
 
 @pytest.mark.parametrize("depth", sorted(DEPTHS))
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_the_statistics_are_those_of_the_layers_computed_directly(depth, batch_norm):
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_the_statistics_are_those_of_the_layers_computed_directly(depth, norm):
     rng = np.random.default_rng(1)
-    net = init_network(DEPTHS[depth], batch_norm, seed=2, dtype=np.float64)
+    net = init_network(DEPTHS[depth], norm, seed=2, dtype=np.float64)
     for name, value in net.params.items():  # every parameter away from its initial value, biases included
         if not name.startswith("W"):
             value += 0.3 * rng.standard_normal(value.shape)
     X, y = rng.standard_normal((30, 12)), rng.integers(0, 4, 30)
-    if batch_norm:  # BN leaves the hidden biases out, and so does its reference
+    if norm == "batch":  # BN leaves the hidden biases out, and so does its reference
         for l in range(1, depth):
             net.params[f"b{l}"][...] = 0
     stats = probe.layer_stats(net, X, y, lam=0.01)
     expected = direct_stats(net, X)
     for name in ("pre_mean", "pre_std", "act_std", "dead"):
         assert stats[name] == pytest.approx(expected[name], rel=1e-12, abs=1e-15), name
-    if batch_norm:
+    if norm == "batch":
         assert stats["post_mean"] == pytest.approx(expected["post_mean"], rel=1e-12, abs=1e-15)
         assert stats["post_std"] == pytest.approx(expected["post_std"], rel=1e-12)
     else:
@@ -95,7 +95,7 @@ def test_the_statistics_are_those_of_the_layers_computed_directly(depth, batch_n
 
 def test_with_bn_after_the_relu_the_statistics_after_bn_are_those_of_bn_of_the_relu_output():
     rng = np.random.default_rng(3)
-    net = init_network([12, 10, 9, 4], seed=2, dtype=np.float64, bn_after_relu=True)
+    net = init_network([12, 10, 9, 4], seed=2, dtype=np.float64, norm_place="after")
     for name, value in net.params.items():
         if not name.startswith("W"):
             value += 0.3 * rng.standard_normal(value.shape)
@@ -113,7 +113,7 @@ def test_with_bn_after_the_relu_the_statistics_after_bn_are_those_of_bn_of_the_r
 
 
 def test_a_unit_is_dead_only_if_it_is_zero_for_every_image():
-    net = init_network([3, 4, 2], batch_norm=False, dtype=np.float64)
+    net = init_network([3, 4, 2], norm="none", dtype=np.float64)
     X = np.array([[5.0, 1.0, 1.0], [0.1, 1.0, 1.0], [0.2, 2.0, 1.0]])
     net.params["W1"][...] = np.array([[-1.0, 1.0, 0.0, 1.0],
                                       [-1.0, 1.0, 0.0, 0.0],
@@ -135,7 +135,7 @@ def test_layer_stats_are_off_by_default():
     {},  # the fast path
     {"textbook": True},
     {"dropout": 0.3, "optimizer": "adam", "eta_max": 0.01},  # the probe's dropout masks must not take the training's
-    {"batch_norm": False},
+    {"norm": "none"},
 ])
 def test_training_is_bit_for_bit_the_same_with_layer_stats_on(options):
     runs = [train(TrainConfig(**TOY, **options, layer_stats=on), blobs(300), blobs(100, seed=1), progress=False)
@@ -204,7 +204,7 @@ def test_the_update_ratio_is_the_weight_change_of_the_last_step(monkeypatch, opt
 
 def test_the_histograms_of_a_network_without_bn_at_sigma_1e4_are_still_spread_over_their_bins():
     data = blobs(100, d=50, dtype=np.float32)
-    net = init_network([50, 50, 30, 20, 20, 10, 10, 10, 10, 4], batch_norm=False, init=1e-4, dtype=np.float32)
+    net = init_network([50, 50, 30, 20, 20, 10, 10, 10, 10, 4], norm="none", init=1e-4, dtype=np.float32)
     stats = probe.layer_stats(net, data.X, data.y, lam=0.005)
     deepest = stats["hist_counts"][-1], stats["hist_edges"][-1]
     assert deepest[1][-1] < 1e-20  # the values have all but vanished ...
@@ -248,8 +248,8 @@ def test_the_cli_flag_turns_the_statistics_on(fake_cifar, monkeypatch):
 @pytest.fixture
 def runs(cifar):
     """Two tiny runs with statistics: with BN and without."""
-    return {label: run_experiment(replace(TINY, batch_norm=bn), cifar, progress=False)[0]
-            for label, bn in (("BN", True), ("no BN", False))}
+    return {label: run_experiment(replace(TINY, norm=bn), cifar, progress=False)[0]
+            for label, bn in (("BN", "batch"), ("no BN", "none"))}
 
 
 @pytest.mark.parametrize("stat", list(probe.STATS))

@@ -12,17 +12,17 @@ from helpers.errors import ConfigError
 
 
 @pytest.mark.parametrize("dims", [[3072, 50, 50, 10], [12, 10], [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]])
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_parameter_count_counts_every_parameter_of_the_network(dims, batch_norm):
-    net = init_network(dims, batch_norm)
-    assert memory.parameter_count(dims, batch_norm) == sum(p.size for p in net.params.values())
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_parameter_count_counts_every_parameter_of_the_network(dims, norm):
+    net = init_network(dims, norm)
+    assert memory.parameter_count(dims, norm) == sum(p.size for p in net.params.values())
 
 
 def test_memory_needed_is_a_lower_bound_of_what_training_takes(fake_cifar):
     cifar = data.load_cifar10(fake_cifar, split="small")
     config = TrainConfig(hidden=(400, 400), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
     dims = [3072, 400, 400, 10]
-    parts = memory.memory_needed(dims, True, 4, 2 + config.cycles, rows=len(cifar.train.X), images=0)
+    parts = memory.memory_needed(dims, "batch", 4, 2 + config.cycles, rows=len(cifar.train.X), images=0)
     tracemalloc.start()
     try:
         train(config, cifar.train, cifar.val, progress=False)
@@ -36,7 +36,7 @@ def test_memory_needed_is_a_lower_bound_of_what_training_takes(fake_cifar):
 def test_the_reports_network_fits_in_2_gb_and_a_hundred_thousand_wide_one_is_refused(monkeypatch):
     monkeypatch.setattr(memory, "machine_memory", lambda: 2e9)
     dims = [3072, 50, 50, 10]
-    report = memory.memory_needed(dims, True, 4, 4, rows=10_000, images=60_000)
+    report = memory.memory_needed(dims, "batch", 4, 4, rows=10_000, images=60_000)
     memory.check_memory(report, 10_000, "--hidden 50 50", "Use fewer.")
     monkeypatch.setattr(memory, "machine_memory", lambda: 0.5e9)
     with pytest.raises(ConfigError, match="the data 0.74 GB"):
@@ -44,9 +44,9 @@ def test_the_reports_network_fits_in_2_gb_and_a_hundred_thousand_wide_one_is_ref
 
     monkeypatch.setattr(memory, "machine_memory", lambda: 16e9)
     huge = [3072, 100_000, 100_000, 10]
-    weights = 4 * 4 * memory.parameter_count(huge, True)
+    weights = 4 * 4 * memory.parameter_count(huge, "batch")
     with pytest.raises(ConfigError) as caught:
-        memory.check_memory(memory.memory_needed(huge, True, 4, 4, 10_000, 60_000), 10_000, "--hidden 100000 100000",
+        memory.check_memory(memory.memory_needed(huge, "batch", 4, 4, 10_000, 60_000), 10_000, "--hidden 100000 100000",
                          "Use narrower layers.")
     message = str(caught.value)
     assert message.startswith("--hidden 100000 100000 needs at least ")
@@ -64,4 +64,4 @@ def test_training_memory_holds_a_mini_batch_or_an_evaluation_chunk_whichever_is_
     config = TrainConfig(hidden=(50, 30), n_batch=n_batch, cycles=3)
     parts, found = memory.training_memory(config, (45_000, 5_000, 10_000))
     assert found == rows
-    assert parts == memory.memory_needed([3072, 50, 30, 10], True, 4, copies=5, rows=rows, images=60_000)
+    assert parts == memory.memory_needed([3072, 50, 30, 10], "batch", 4, copies=5, rows=rows, images=60_000)

@@ -22,13 +22,13 @@ from helpers.core.network import (
 K = 10
 NINE_LAYERS = [3072, 50, 30, 20, 20, 10, 10, 10, 10, 10]
 
-# (dims, batch_norm, n): the networks whose gradients are checked.
+# (dims, norm, n): the networks whose gradients are checked.
 NETWORKS = [
-    pytest.param([20, 10], False, 30, id="1-layer"),
-    pytest.param([30, 16, 10], False, 40, id="2-layer"),
-    pytest.param([30, 16, 10], True, 40, id="2-layer-bn"),
-    pytest.param([3072, 50, 50, 10], True, 100, id="3-layer-bn"),
-    pytest.param(NINE_LAYERS, True, 100, id="9-layer-bn"),
+    pytest.param([20, 10], "none", 30, id="1-layer"),
+    pytest.param([30, 16, 10], "none", 40, id="2-layer"),
+    pytest.param([30, 16, 10], "batch", 40, id="2-layer-bn"),
+    pytest.param([3072, 50, 50, 10], "batch", 100, id="3-layer-bn"),
+    pytest.param(NINE_LAYERS, "batch", 100, id="9-layer-bn"),
 ]
 LAMBDAS = [0.0, 0.005]
 
@@ -54,8 +54,8 @@ def perturb_bn_params(net, seed=2):
             p[...] = 0.3 * rng.standard_normal(p.shape)
 
 
-def make_net(dims, batch_norm, dtype=np.float64, seed=0, init="he"):
-    net = init_network(dims, batch_norm=batch_norm, init=init, seed=seed, dtype=dtype)
+def make_net(dims, norm, dtype=np.float64, seed=0, init="he"):
+    net = init_network(dims, norm=norm, init=init, seed=seed, dtype=dtype)
     perturb_bn_params(net)
     return net
 
@@ -66,7 +66,7 @@ def bn_cancelled_biases(net):
     Their true gradient is 0, so both implementations return rounding noise
     (~1e-17) and a relative error is meaningless: they are checked absolutely.
     """
-    if not net.batch_norm:
+    if not net.norm == "batch":
         return set()
     return {f"b{l}" for l in range(1, net.n_layers)}
 
@@ -80,7 +80,7 @@ def torch_cost_and_gradients(net, X, y, lam):
         S = H @ P[f"W{l}"] + P[f"b{l}"]
         if l == k:
             break
-        if net.batch_norm:
+        if net.norm == "batch":
             mu = S.mean(dim=0)
             var = S.var(dim=0, correction=0)
             S = P[f"gamma{l}"] * (S - mu) / torch.sqrt(var + BN_EPS) + P[f"beta{l}"]
@@ -99,7 +99,7 @@ def numpy_test_time_proba(net, X):
         S = H @ net.params[f"W{l}"] + net.params[f"b{l}"]
         if l == k:
             break
-        if net.batch_norm:
+        if net.norm == "batch":
             mu, var = net.running[f"mu{l}"], net.running[f"var{l}"]
             S = net.params[f"gamma{l}"] * (S - mu) / np.sqrt(var + BN_EPS) + net.params[f"beta{l}"]
         H = np.maximum(S, 0)
@@ -111,9 +111,9 @@ def numpy_test_time_proba(net, X):
 
 
 @pytest.mark.parametrize("lam", LAMBDAS)
-@pytest.mark.parametrize("dims, batch_norm, n", NETWORKS)
-def test_cost_and_gradients_match_torch_autograd(dims, batch_norm, n, lam):
-    net = make_net(dims, batch_norm)
+@pytest.mark.parametrize("dims, norm, n", NETWORKS)
+def test_cost_and_gradients_match_torch_autograd(dims, norm, n, lam):
+    net = make_net(dims, norm)
     X, y = random_batch(dims[0], n)
 
     cost, grads = cost_and_gradients(net, X, y, lam)
@@ -132,7 +132,7 @@ def test_cost_and_gradients_match_torch_autograd(dims, batch_norm, n, lam):
 
 
 def test_regularization_term_covers_every_weight_matrix_only():
-    net = make_net([30, 16, 10], batch_norm=True)
+    net = make_net([30, 16, 10], norm="batch")
     X, y = random_batch(30, 20)
     lam = 0.01
     cost0, grads0 = cost_and_gradients(net, X, y, 0.0)
@@ -146,7 +146,7 @@ def test_regularization_term_covers_every_weight_matrix_only():
 
 
 def test_forward_backward_returns_cost_loss_and_one_stat_pair_per_bn_layer():
-    net = make_net([30, 16, 12, 10], batch_norm=True)
+    net = make_net([30, 16, 12, 10], norm="batch")
     X, y = random_batch(30, 25)
     lam = 0.005
     cost, loss, grads, batch_stats = forward_backward(net, X, y, lam)
@@ -164,7 +164,7 @@ def test_forward_backward_returns_cost_loss_and_one_stat_pair_per_bn_layer():
 def test_gradients_match_torch_with_tiny_sigma_init(lam):
     """sigma = 1e-4 (the sensitivity experiment): hidden scores have variance
     ~1e-7, so BN divides by a small std and the eps must still be BN_EPS."""
-    net = make_net([30, 20, 20, 10], batch_norm=True, init=1e-4)
+    net = make_net([30, 20, 20, 10], norm="batch", init=1e-4)
     X, y = random_batch(30, 50)
     cost, grads = cost_and_gradients(net, X, y, lam)
     t_cost, t_grads = torch_cost_and_gradients(net, X, y, lam)
@@ -182,10 +182,10 @@ def test_bn_eps_is_the_layers_constant_and_small():
 # ------------------------------------------------------ 2. float32 precision
 
 
-@pytest.mark.parametrize("dims, batch_norm, n", NETWORKS)
-def test_float32_network_stays_float32_and_agrees_with_float64(dims, batch_norm, n):
-    net64 = make_net(dims, batch_norm, dtype=np.float64)
-    net32 = make_net(dims, batch_norm, dtype=np.float32)
+@pytest.mark.parametrize("dims, norm, n", NETWORKS)
+def test_float32_network_stays_float32_and_agrees_with_float64(dims, norm, n):
+    net64 = make_net(dims, norm, dtype=np.float64)
+    net32 = make_net(dims, norm, dtype=np.float32)
     X64, y = random_batch(dims[0], n)
     X32 = X64.astype(np.float32)
     lam = 0.005
@@ -207,7 +207,7 @@ def test_float32_network_stays_float32_and_agrees_with_float64(dims, batch_norm,
 
 
 def test_float32_network_keeps_float32_running_stats_and_probabilities():
-    net = make_net([30, 16, 10], batch_norm=True, dtype=np.float32)
+    net = make_net([30, 16, 10], norm="batch", dtype=np.float32)
     X, y = random_batch(30, 40, dtype=np.float32)
     _, _, _, batch_stats = forward_backward(net, X, y, 0.0)
     update_running_stats(net, batch_stats)
@@ -221,14 +221,14 @@ def test_float32_network_keeps_float32_running_stats_and_probabilities():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_init_shapes_dtypes_and_constant_parameters(batch_norm, dtype):
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_init_shapes_dtypes_and_constant_parameters(norm, dtype):
     dims = [30, 16, 12, 10]
-    net = init_network(dims, batch_norm=batch_norm, dtype=dtype)
+    net = init_network(dims, norm=norm, dtype=dtype)
     k = len(dims) - 1
 
     expected = {f"W{l}" for l in range(1, k + 1)} | {f"b{l}" for l in range(1, k + 1)}
-    if batch_norm:
+    if norm == "batch":
         expected |= {f"gamma{l}" for l in range(1, k)} | {f"beta{l}" for l in range(1, k)}
     assert set(net.params) == expected
     assert net.n_layers == k
@@ -238,7 +238,7 @@ def test_init_shapes_dtypes_and_constant_parameters(batch_norm, dtype):
         np.testing.assert_array_equal(net.params[f"b{l}"], np.zeros(dims[l]))
     for name, p in net.params.items():
         assert p.dtype == dtype, name
-    if batch_norm:
+    if norm == "batch":
         assert set(net.running) == {f"{s}{l}" for s in ("mu", "var") for l in range(1, k)}
         for l in range(1, k):
             np.testing.assert_array_equal(net.params[f"gamma{l}"], np.ones(dims[l]))
@@ -318,7 +318,7 @@ def test_config_error_is_a_value_error():
 
 
 def test_update_running_stats_is_an_exponential_moving_average():
-    net = make_net([30, 16, 12, 10], batch_norm=True)
+    net = make_net([30, 16, 12, 10], norm="batch")
     X, y = random_batch(30, 50)
     _, _, _, stats = forward_backward(net, X, y, 0.0)
 
@@ -334,7 +334,7 @@ def test_update_running_stats_is_an_exponential_moving_average():
 
 
 def test_test_time_uses_the_running_averages():
-    net = make_net([30, 16, 12, 10], batch_norm=True)
+    net = make_net([30, 16, 12, 10], norm="batch")
     X, y = random_batch(30, 50)
     X_test, y_test = random_batch(30, 60, seed=7)
     lam = 0.005
@@ -355,7 +355,7 @@ def test_test_time_uses_the_running_averages():
 
 
 def test_test_time_differs_from_training_mode_until_running_stats_equal_the_batch():
-    net = make_net([30, 16, 12, 10], batch_norm=True)
+    net = make_net([30, 16, 12, 10], norm="batch")
     X, y = random_batch(30, 50)
     train_loss = forward_backward(net, X, y, 0.0)[1]
     _, _, _, stats = forward_backward(net, X, y, 0.0)
@@ -369,15 +369,15 @@ def test_test_time_differs_from_training_mode_until_running_stats_equal_the_batc
 
 
 def test_test_time_without_batch_norm_equals_training_mode():
-    net = make_net([30, 16, 10], batch_norm=False)
+    net = make_net([30, 16, 10], norm="none")
     X, y = random_batch(30, 50)
     train_loss = forward_backward(net, X, y, 0.0)[1]
     assert evaluate(net, X, y, 0.0)["loss"] == pytest.approx(train_loss, rel=1e-14)
 
 
-@pytest.mark.parametrize("batch_norm", [True, False])
-def test_predict_proba_rows_are_distributions_and_accuracy_matches_argmax(batch_norm):
-    net = make_net([30, 16, 10], batch_norm=batch_norm)
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_predict_proba_rows_are_distributions_and_accuracy_matches_argmax(norm):
+    net = make_net([30, 16, 10], norm=norm)
     X, y = random_batch(30, 200)
     _, _, _, stats = forward_backward(net, X, y, 0.0)
     update_running_stats(net, stats)
@@ -396,7 +396,7 @@ def test_predict_proba_rows_are_distributions_and_accuracy_matches_argmax(batch_
 
 
 def test_test_time_is_the_same_in_chunks(monkeypatch):
-    net = make_net([30, 16, 10], batch_norm=True)
+    net = make_net([30, 16, 10], norm="batch")
     X, y = random_batch(30, 53)
     update_running_stats(net, forward_backward(net, X, y, 0.0)[3])
     whole = predict_proba(net, X)
@@ -409,7 +409,7 @@ def test_test_time_is_the_same_in_chunks(monkeypatch):
 
 
 def test_predict_proba_survives_huge_scores():
-    net = make_net([30, 10], batch_norm=False)
+    net = make_net([30, 10], norm="none")
     net.params["W1"] *= 1e4
     X, y = random_batch(30, 20)
     P = predict_proba(net, X)
@@ -423,7 +423,7 @@ def test_predict_proba_survives_huge_scores():
 
 @pytest.mark.parametrize("dims", [[30, 16, 10], [3072, 50, 50, 10], NINE_LAYERS])
 def test_bias_gradient_of_a_batch_normalized_layer_is_zero(dims):
-    net = make_net(dims, batch_norm=True)
+    net = make_net(dims, norm="batch")
     X, y = random_batch(dims[0], 100)
     _, grads = cost_and_gradients(net, X, y, 0.005)
     k = net.n_layers

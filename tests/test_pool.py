@@ -112,7 +112,7 @@ def test_the_kernels_are_given_the_scheduler_and_read_it_back(tmp_path):
 
 def test_cached_seeds_on_a_cluster_gives_the_summaries_of_local_workers(cluster, client, fake_dir, tmp_path):
     cifar = load_cifar10(fake_dir, split="small", n_train=80)
-    configs = {"BN": TINY, "no BN": replace(TINY, batch_norm=False)}
+    configs = {"BN": TINY, "no BN": replace(TINY, norm="none")}
     local = cache.cached_seeds(configs, cifar, 2, tmp_path / "local", progress=False)
     start = time.time()
     remote = cache.cached_seeds(configs, cifar, 2, tmp_path / "cluster", cluster, progress=False)

@@ -520,7 +520,7 @@ def test_every_numeric_field_of_trainconfig_is_searchable_even_one_added_later(m
     found = searchable()
     assert {"lam": float, "eta_max": float, "n_batch": int, "cycles": int, "n_s": int, "width": int,
             "width_scale": float}.items() <= found.items()
-    assert not {"hidden", "batch_norm", "init", "textbook", "seed"} & found.keys()
+    assert not {"hidden", "norm", "init", "textbook", "seed"} & found.keys()
 
     @dataclass
     class Wider(TrainConfig):
@@ -535,7 +535,7 @@ def test_every_numeric_field_of_trainconfig_is_searchable_even_one_added_later(m
     assert "note" not in found and "shuffle" not in found
 
 
-@pytest.mark.parametrize("param", ["hidden", "batch_norm", "init", "textbook", "seed", "dropout_rate"])
+@pytest.mark.parametrize("param", ["hidden", "norm", "init", "textbook", "seed", "dropout_rate"])
 def test_a_setting_that_is_not_a_number_of_trainconfig_is_refused_with_the_list(param, tmp_path):
     listed = "lam, n_batch, eta_min, .*, width, width_scale"
     with pytest.raises(ConfigError, match=f"'{param}' cannot be searched.* {listed}"):

@@ -143,7 +143,7 @@ def test_bad_settings_are_refused_before_training(change, words):
 
 
 def test_divergence_names_the_step_and_eta():
-    config = TrainConfig(**{**TOY, "eta_min": 1e6, "eta_max": 1e7, "batch_norm": False, "init": 1.0})
+    config = TrainConfig(**{**TOY, "eta_min": 1e6, "eta_max": 1e7, "norm": "none", "init": 1.0})
     with np.errstate(all="ignore"), pytest.raises(DivergedError, match=r"step \d+ \(eta = "):
         train(config, blobs(400), blobs(100, seed=1), progress=False)
 
@@ -253,7 +253,7 @@ def test_bad_update_rules_and_schedules_are_refused_before_training(change, matc
         training.check_config(TrainConfig(**{**TOY, **change}))
 
 
-@pytest.mark.parametrize("option", [dict(dropout=0.2), dict(bn_after_relu=True), dict(hidden=(16, 16, 16), skips=True)])
+@pytest.mark.parametrize("option", [dict(dropout=0.2), dict(norm_place="after"), dict(hidden=(16, 16, 16), skips=True)])
 def test_the_network_options_train_the_toy_problem_and_repeat_for_a_seed(option):
     config = TrainConfig(**{**TOY, **option})
     first, again = (train(config, blobs(1000), blobs(200, seed=1), progress=False) for _ in range(2))
@@ -279,7 +279,7 @@ def test_precise_bn_sets_the_statistics_to_the_mean_of_the_batches():
 
 
 @pytest.mark.parametrize("change, match", [(dict(precise_bn=-1), "precise_bn"), (dict(precise_bn=True), "precise_bn"),
-                                           (dict(precise_bn=5, batch_norm=False), "needs batch_norm"),
+                                           (dict(precise_bn=5, norm="none"), "needs norm 'batch'"),
                                            (dict(dropout=1.0), "dropout")])
 def test_bad_network_options_are_refused_before_training(change, match):
     with pytest.raises(ConfigError, match=match):

@@ -11,6 +11,7 @@ from helpers.report import cache, plots, widgets
 from helpers import files
 from helpers.errors import ConfigError, DivergedError
 from helpers.core.training import TrainConfig
+from helpers.core.network import NORMS
 from helpers.experiments import run_experiment
 
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
@@ -28,15 +29,15 @@ def exported(folder):
 
 def test_the_sigma_slider_is_logarithmic_and_reports_on_release(cifar, tmp_path, trainings):
     explorer = widgets.sigma_explorer(cifar, TINY, tmp_path, sigma=1e-3)
-    slider, toggle = explorer.controls.values()
+    slider, menu = explorer.controls.values()
     assert isinstance(slider, ipywidgets.FloatLogSlider) and slider.base == 10
     assert not slider.continuous_update
     assert (slider.min, slider.max) == (-5, 0)
-    assert isinstance(toggle, ipywidgets.Checkbox) and toggle.value is True
+    assert isinstance(menu, ipywidgets.Dropdown) and menu.value == "batch" and tuple(menu.options) == NORMS
 
 
 def test_moving_the_sigma_slider_trains_redraws_and_moving_back_recalls(cifar, tmp_path, trainings):
-    explorer = widgets.sigma_explorer(cifar, TINY, tmp_path, sigma=1e-3, batch_norm=True)
+    explorer = widgets.sigma_explorer(cifar, TINY, tmp_path, sigma=1e-3, norm="batch")
     assert trainings == [replace(TINY, init=1e-3)]
     assert explorer.source == "trained"
     first_png, first_figure = shown_png(explorer), explorer.figure
@@ -57,12 +58,12 @@ def test_moving_the_sigma_slider_trains_redraws_and_moving_back_recalls(cifar, t
     assert shown_png(explorer) == first_png
 
 
-def test_the_batch_norm_toggle_trains_the_other_network(cifar, tmp_path, trainings):
+def test_the_normalization_menu_trains_the_other_network(cifar, tmp_path, trainings):
     explorer = widgets.sigma_explorer(cifar, TINY, tmp_path, sigma=1e-2)
-    explorer.controls["batch_norm"].value = False
-    assert [c.batch_norm for c in trainings] == [True, False]
+    explorer.controls["norm"].value = "none"
+    assert [c.norm for c in trainings] == ["batch", "none"]
     assert explorer.figure.axes[0].get_title() == "sigma = 1.0e-02, no BN: cost"
-    explorer.controls["batch_norm"].value = True
+    explorer.controls["norm"].value = "batch"
     assert len(trainings) == 2 and explorer.source == "cache"
 
 
@@ -105,7 +106,7 @@ def test_an_explorer_displays_as_its_widgets_and_as_a_png_of_its_figure(cifar, t
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.box.model_id
     assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG\r\n\x1a\n")
     assert bundle["image/png"] == shown_png(explorer)
-    explorer.controls["batch_norm"].value = False
+    explorer.controls["norm"].value = "none"
     assert explorer._repr_mimebundle_()["image/png"] == shown_png(explorer) != bundle["image/png"]
 
 
@@ -122,7 +123,7 @@ def test_an_explorer_whose_run_failed_displays_as_its_widgets_alone(cifar, tmp_p
 
 
 def test_the_title_names_the_network_its_settings_and_the_accuracy_shown(cifar, tmp_path):
-    explorer = widgets.sigma_explorer(cifar, replace(TINY, hidden=(8, 6)), tmp_path, sigma=1e-2, batch_norm=False)
+    explorer = widgets.sigma_explorer(cifar, replace(TINY, hidden=(8, 6)), tmp_path, sigma=1e-2, norm="none")
     title = explorer.figure.get_suptitle()
     accuracy = re.search(r"test accuracy ([0-9.]+ %)", explorer.status.value).group(1)
     assert title == f"3-layer [8, 6], no BN, sigma 1.0e-02, lambda 5.00e-03, 1 cycle: test accuracy {accuracy}"
@@ -146,7 +147,7 @@ def test_the_export_button_writes_the_figure_shown_as_png_and_pdf_named_by_its_s
     assert f"<code>{png}</code>" in explorer.status.value  # outside the repository: the whole path
     assert "test accuracy" in explorer.status.value  # what is shown is still said
 
-    explorer.controls["batch_norm"].value = False
+    explorer.controls["norm"].value = "none"
     assert "Exported" not in explorer.status.value  # the note was about the figure before
     explorer.button.click()
     assert len(exported(figures)) == 4 and (figures / "slider_2-layer_sigma-1.0e-03_no-bn.pdf").exists()
@@ -254,8 +255,8 @@ def traced(cifar):
     panels differently on the first draw than on the next ones.
     """
     config = replace(TINY, hidden=(8, 8, 8), evals_per_cycle=2, layer_stats=True)
-    return {label: run_experiment(replace(config, batch_norm=bn), cifar, progress=False)[0]
-            for label, bn in (("2-hidden, no BN", False), ("2-hidden, BN", True))}
+    return {label: run_experiment(replace(config, norm=norm), cifar, progress=False)[0]
+            for label, norm in (("2-hidden, no BN", "none"), ("2-hidden, BN", "batch"))}
 
 
 def test_the_scrubber_names_its_runs_and_step_and_exports_what_it_shows(traced, tmp_path):

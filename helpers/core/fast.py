@@ -168,7 +168,7 @@ def forward(net, X):
     for l in range(1, k):
         S = np.dot(H, p[f"W{l}"])
         bn_cache = None
-        if net.batch_norm:
+        if net.norm == "batch":
             # The bias is left out: the mean subtraction cancels it exactly.
             S, bn_cache, mu, var = batchnorm_forward(S, p[f"gamma{l}"], p[f"beta{l}"])
             batch_stats += [mu, var]
@@ -270,6 +270,12 @@ def sgd_update(flat, eta, lam):
     flat.vector -= flat.gradient
 
 
+def trains(net):
+    """Whether this path trains net: the report's networks, batch-normalized before the ReLU or not at all,
+    without dropout or skips. Every other network trains on the textbook path."""
+    return net.norm in ("none", "batch") and net.norm_place == "before" and net.dropout == 0 and not net.skips
+
+
 def make_step(net, lam):
     """A training step for net on the fast path: step(X, y, eta) -> the mini-batch's loss.
 
@@ -278,9 +284,10 @@ def make_step(net, lam):
     step whose loss is not finite changes nothing, so that the caller can
     stop with the network as it was.
     """
-    if net.has_options:
-        raise ConfigError("The fast path trains the report's network only, without dropout, BN after the ReLU "
-                          "or skips: train this one with training.textbook_step (train() does so by itself).")
+    if not trains(net):
+        raise ConfigError("The fast path trains the report's networks only, with batch normalization before the "
+                          "ReLU or none, without dropout or skips: train this one with training.textbook_step "
+                          "(train() does so by itself).")
     flat = flatten_parameters(net)
     running, views = flatten(list(net.running.values()))
     net.running = dict(zip(net.running, views))  # mu1, var1, mu2, var2, ...

@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..errors import ConfigError
 from .layers import BN_EPS, dropout_forward, log_softmax
 from .network import cost, cost_and_gradients
 
@@ -105,6 +106,9 @@ def numerical_gradients(net, X, y, lam, h=DEFAULT_H, method="centered", dropout_
     """
     if method not in ("centered", "forward"):
         raise ValueError(f"method must be 'centered' or 'forward', got {method!r}.")
+    if net.norm not in ("none", "batch"):
+        raise ConfigError(f"The batched check knows batch normalization only, not norm {net.norm!r}: "
+                          "use numerical_gradients_textbook (method='textbook' in check_gradients).")
     net = as_float64(net)
     base = _Baseline(net, np.ascontiguousarray(X, np.float64), y, dropout_seed)
     # The forward difference's f(t) goes through the same batched code as
@@ -178,7 +182,7 @@ class _Baseline:
         self.net, self.y = net, y
         # BN right after the linear map: a rank-one move of its scores has
         # cheap batch statistics.
-        self.bn_first = net.batch_norm and not net.bn_after_relu
+        self.bn_first = net.norm == "batch" and net.norm_place == "before"
         rng = np.random.default_rng(dropout_seed)
         p, k = net.params, net.n_layers
         self.H, self.S, self.positive, self.masks = [X], [None], [None], [None]
@@ -216,9 +220,9 @@ class _Baseline:
 
         S: (..., n, d), the layer's scores -> F: (..., n, d), relu_input: (..., n, d).
         """
-        if self.net.bn_after_relu:
+        if self.net.norm_place == "after":
             return self._batchnorm(l, np.maximum(S, 0), gamma, beta), S
-        relu_input = self._batchnorm(l, S, gamma, beta) if self.net.batch_norm else S
+        relu_input = self._batchnorm(l, S, gamma, beta) if self.net.norm == "batch" else S
         return np.maximum(relu_input, 0), relu_input
 
     def _output(self, l, F, H_prev, cols=slice(None)):
@@ -255,7 +259,7 @@ class _Baseline:
                 gamma, beta = (gamma + delta, beta) if kind == "gamma" else (gamma, beta + delta)
         if l == k:
             return self._losses_with_scores_column(j, cols), np.zeros(len(cols), bool)
-        if self.net.batch_norm and gamma is None:
+        if self.net.norm == "batch" and gamma is None:
             gamma, beta = p[f"gamma{l}"][j], p[f"beta{l}"][j]
         F, relu_input = self._activation(l, cols[:, :, None], gamma, beta)
         crossed = ((relu_input[:, :, 0] > 0) != self.positive[l][:, j]).any(axis=1)

@@ -124,6 +124,58 @@ def batchnorm_backward_folded(dS_tilde, cache):
     return dS, dgamma, dbeta
 
 
+# ---------------------------------------------------------- layer normalization
+
+
+def layernorm_forward(S, gamma, beta):
+    """Normalize every sample over its features, then scale by gamma and shift by beta (Ba et al., 2016).
+
+    Batch normalization's statistics turned by a right angle: each row's
+    mean and biased variance over its d features. They are the sample's own,
+    so the layer is the same in training and at test time, needs no running
+    averages, and works on a batch of one. The epsilon is BN_EPS, for the
+    same reason.
+
+    S: (..., d), samples on the leading axes (any number of them), gamma,
+    beta: (d,) -> S_tilde: (..., d), cache (S, S_hat, mu, var, gamma) with
+    mu, var: (..., 1).
+    """
+    mu = S.mean(axis=-1, keepdims=True)  # (..., 1)
+    var = ((S - mu) ** 2).mean(axis=-1, keepdims=True)  # (..., 1)
+    S_hat = (S - mu) / np.sqrt(var + BN_EPS)  # (..., d)
+    S_tilde = gamma * S_hat + beta  # (..., d)
+    return S_tilde, (S, S_hat, mu, var, gamma)
+
+
+def layernorm_backward(dS_tilde, cache):
+    """Layer normalization's backward pass, through the same graph as batchnorm_backward.
+
+    The chain mu = mean(S), var = mean((S - mu)^2), S_hat = (S - mu) /
+    sqrt(var + eps), S_tilde = gamma * S_hat + beta is batch normalization's
+    with the means taken over each row's d features instead of over the n
+    samples: S reaches S_hat directly, through its row's mu and through its
+    row's var. gamma and beta are per feature, so their gradients still sum
+    over the samples.
+
+    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,).
+    """
+    S, S_hat, mu, var, gamma = cache
+    d = S.shape[-1]
+    dgamma = (dS_tilde * S_hat).sum(axis=0)  # (d,)
+    dbeta = dS_tilde.sum(axis=0)  # (d,)
+    dS_hat = dS_tilde * gamma  # (n, d)
+
+    D = S - mu  # (n, d)
+    inv_std = 1 / np.sqrt(var + BN_EPS)  # (n, 1)
+    # S_hat = D * (var + eps)^(-1/2): the variance's share.
+    dvar = (dS_hat * D).sum(axis=-1, keepdims=True) * -0.5 * inv_std**3  # (n, 1)
+    # The mean's share: directly through D, and through var = mean(D^2).
+    dmu = -(dS_hat * inv_std).sum(axis=-1, keepdims=True) + dvar * (-2 / d) * D.sum(axis=-1, keepdims=True)  # (n, 1)
+    # Each S[i, j] reaches D[i, j] directly, var_i through D[i, j]^2 / d, and mu_i as 1 / d.
+    dS = dS_hat * inv_std + dvar * (2 / d) * D + dmu / d  # (n, d)
+    return dS, dgamma, dbeta
+
+
 # ----------------------------------------------------------------------- ReLU
 
 

@@ -16,17 +16,17 @@ For every hidden layer l (1 <= l < k), in the notation of network.py:
     pre_mean, pre_std    mean and standard deviation of the scores
                          S_l = H_{l-1} W_l + b_l, over the batch and the
                          layer's units together
-    post_mean, post_std  the same of batch normalization's output,
-                         gamma_l BN(S_l) + beta_l (gamma_l BN(max(S_l, 0)) +
-                         beta_l with bn_after_relu); None, as a whole, for
-                         every evaluation of a network without BN
+    post_mean, post_std  the same of the normalization's output,
+                         gamma_l N(S_l) + beta_l (gamma_l N(max(S_l, 0)) +
+                         beta_l with norm_place "after"); None, as a whole,
+                         for every evaluation of a network without one
     act_std              the standard deviation of the layer's output H_l,
                          after the ReLU (and the skip and dropout, if any: H_l
                          as the next layer sees it): the "activation std"
     dead                 the fraction of the layer's ReLU units that output
                          zero for every image of the batch
     hist_counts          a histogram of the values at the ReLU's input
-    hist_edges           (gamma_l BN(S_l) + beta_l with BN before the ReLU,
+    hist_edges           (gamma_l N(S_l) + beta_l when it normalizes before the ReLU,
                          S_l otherwise): HISTOGRAM_BINS counts, and the
                          bins' edges
 and for every layer l (1 <= l <= k), the last included:
@@ -111,8 +111,8 @@ def layer_stats(net, X, y, lam, rng=None, before=None):
     stats = {name: [] for name in ("pre_mean", "pre_std", "post_mean", "post_std", "act_std", "dead",
                                    "hist_counts", "hist_edges")}
     for l in range(1, k):
-        _, bn_cache, relu_input, _ = caches[l - 1]
-        pre, post = layer_values(net, l, bn_cache, relu_input)
+        _, norm_cache, relu_input, _ = caches[l - 1]
+        pre, post = layer_values(net, l, norm_cache, relu_input)
         H = caches[l][0][0]  # layer l's output is layer l + 1's input
         stats["pre_mean"].append(mean(pre))
         stats["pre_std"].append(std(pre))
@@ -125,7 +125,7 @@ def layer_stats(net, X, y, lam, rng=None, before=None):
         counts, edges = histogram(relu_input)
         stats["hist_counts"].append(counts)
         stats["hist_edges"].append(edges)
-    if not net.batch_norm:
+    if net.norm == "none":
         stats["post_mean"] = stats["post_std"] = None
     stats["grad_norm"] = [norm(grads[f"W{l}"]) for l in range(1, k + 1)]
     stats["update_ratio"] = None if before is None else [
@@ -152,18 +152,20 @@ def norm(A):
     return float(np.linalg.norm(A.astype(np.float64, copy=False)))
 
 
-def layer_values(net, l, bn_cache, relu_input):
-    """Hidden layer l's scores S_l and batch normalization's output (None without BN), from its caches.
+def layer_values(net, l, norm_cache, relu_input):
+    """Hidden layer l's scores S_l and the normalization's output (None without one), from its caches.
 
-    bn_cache, relu_input: layer l's parts of forward's caches -> (n, m_l) arrays.
+    norm_cache, relu_input: layer l's parts of forward's caches -> (n, m_l)
+    arrays. A normalization's cache starts with its input and its
+    normalized input, (S, S_hat, ...).
     """
-    if not net.batch_norm:
+    if net.norm == "none":
         return relu_input, None
-    if net.bn_after_relu:
-        # BN's output is not cached (the skip and dropout come after it): rebuilt from S_hat.
-        S_hat = bn_cache[1]
+    if net.norm_place == "after":
+        # The normalization's output is not cached (the skip and dropout come after it): rebuilt from S_hat.
+        S_hat = norm_cache[1]
         return relu_input, net.params[f"gamma{l}"] * S_hat + net.params[f"beta{l}"]
-    return bn_cache[0], relu_input
+    return norm_cache[0], relu_input
 
 
 def histogram(values, bins=HISTOGRAM_BINS):

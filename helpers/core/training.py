@@ -24,6 +24,8 @@ from .augment import augment
 from .optim import SCHEDULES, UPDATE_RULES, check_schedule, init_state, learning_rate, update
 from .network import (
     INITS,
+    NORM_PLACES,
+    NORMS,
     Network,
     check_options,
     evaluate,
@@ -130,8 +132,8 @@ class TrainConfig:
     """
 
     hidden: tuple[int, ...] = setting((50, 50), "model", "the hidden widths, input side first", at_least=1)
-    batch_norm: bool = setting(True, "model", "batch normalization of every hidden layer",
-                               flags={"--bn": True, "--no-bn": False})
+    norm: str = setting("batch", "model", "the normalization of every hidden layer: none, batch or layer",
+                        choices=NORMS, flags={"--norm": str, "--bn": "batch", "--no-bn": "none"})
     lam: float = setting(0.005, "update rule", "the L2 weight lambda", at_least=0)
     n_batch: int = setting(100, "update rule", "images per mini-batch", at_least=1)
     eta_min: float = setting(1e-5, "schedule", "the lowest learning rate", above=0)
@@ -147,7 +149,8 @@ class TrainConfig:
                         search=False)
     dropout: float = setting(0.0, "model", "inverted dropout of every hidden unit in training, with this"
                                            " probability", at_least=0, below=1)
-    bn_after_relu: bool = setting(False, "model", "batch normalization after the ReLU instead of before")
+    norm_place: str = setting("before", "model", "the normalization before the ReLU (the report's) or after it",
+                              choices=NORM_PLACES, flags={"--norm-place": str, "--bn-after-relu": "after"})
     skips: bool = setting(False, "model", "skip connections between hidden layers of equal width")
     optimizer: str = setting("sgd", "update rule", "the update rule, see helpers.core.optim", choices=UPDATE_RULES)
     momentum: float = setting(0.9, "update rule", "mu of momentum and nesterov", above=0, below=1)
@@ -286,9 +289,10 @@ def check_config(config, n_train=None):
         check_schedule(c.schedule, 2 * n_s * c.cycles, c.eta_min, c.eta_max, n_s, c.step_gamma, None, c.warmup)
     else:  # the run's length is known only with the data: check all but the warm-up's fit, which train() checks
         check_schedule(c.schedule, c.warmup + 1, c.eta_min, c.eta_max, 1, c.step_gamma, None, c.warmup)
-    check_options([1, *c.hidden, 1], c.batch_norm, c.dropout, c.bn_after_relu, c.skips)
-    if c.precise_bn and not c.batch_norm:
-        raise ConfigError("precise_bn recomputes batch normalization's statistics: it needs batch_norm.")
+    check_options([1, *c.hidden, 1], c.norm, c.dropout, c.norm_place, c.skips)
+    if c.precise_bn and c.norm != "batch":
+        raise ConfigError(f"precise_bn recomputes batch normalization's statistics: it needs norm 'batch', "
+                          f"got {c.norm!r}.")
 
 
 def check_setting(s, value):
@@ -358,18 +362,24 @@ def textbook_step(net, X, y, eta, lam, rule=None, rng=None):
 def make_step(net, config):
     """step(X, y, eta) -> loss: one training step of config's kind on net.
 
-    The fast path of fast.py trains the report's network with plain SGD;
-    the textbook code of network.py trains everything else (dropout, BN
-    after the ReLU, skips, other update rules), and the report's network
-    too when config.textbook is set.
+    The fast path of fast.py trains the report's networks with plain SGD
+    (fast.trains says which); the textbook code of network.py trains
+    everything else (dropout, other normalizations or places, skips, other
+    update rules), and the report's networks too when config.textbook is set.
     """
-    if not (config.textbook or net.has_options or config.optimizer != "sgd"):
+    if not config.textbook and fast.trains(net) and config.optimizer == "sgd":
         return fast.make_step(net, config.lam)
     rule = None
     if config.optimizer != "sgd":
         rule = (config.optimizer, init_state(config.optimizer, net.params), {"momentum": config.momentum})
     rng = np.random.default_rng([config.seed, 2]) if config.dropout > 0 else None
     return functools.partial(textbook_step, net, lam=config.lam, rule=rule, rng=rng)
+
+
+def new_network(config, dims, dtype=np.float32):
+    """The network of config's model settings, with fresh weights from config.seed. dims: [d_in, *hidden, K]."""
+    return init_network(dims, config.norm, config.init, config.seed, dtype, config.alpha, dropout=config.dropout,
+                        norm_place=config.norm_place, skips=config.skips)
 
 
 def train(config, train_set, val_set, progress=True, mean=None, std=None):
@@ -391,8 +401,7 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
 
     dims = [X.shape[1], *config.hidden, int(max(train_set.y.max(), val_set.y.max())) + 1]
-    net = init_network(dims, config.batch_norm, config.init, config.seed, X.dtype, config.alpha,
-                       dropout=config.dropout, bn_after_relu=config.bn_after_relu, skips=config.skips)
+    net = new_network(config, dims, X.dtype)
     result = TrainResult(net, config, n_s, history={"step": []}, etas=np.zeros(total_steps))
     # Slices of the first rows: views, no copy.
     curve_set = train_set if config.curve_images is None else Split(X[: config.curve_images], y[: config.curve_images])

@@ -159,7 +159,7 @@ CHANGES = (
     change("dropout 0.2", dropout=0.2),
     change("flips", flip=True),
     change("translations by 2 pixels", translate=2),
-    change("BN after the ReLU", bn_after_relu=True),
+    change("BN after the ReLU", norm_place="after"),
     change("PreciseBN", precise_bn=100),
     change("mirror TTA", tta=True),
 )

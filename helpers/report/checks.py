@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.data import N_CLASSES
 from ..core.gradcheck import KINDS, check_gradients, per_layer_rows, split_name
-from ..core.network import init_network
+from ..core.network import NORM_LABELS, init_network
 from .cache import DEFAULT_CACHE_DIR, PACKAGE, cached_result, code_digest
 from .tables import Table
 
@@ -31,12 +31,12 @@ class Case:
     dim: int
     hidden: tuple
     lam: float
-    batch_norm: bool = True
+    norm: str = "batch"
 
     @property
     def title(self):
-        bn = "BN" if self.batch_norm else "no BN"
-        return f"{self.n} images, {self.dim} features, hidden {list(self.hidden)}, {bn}, lambda {self.lam:g}"
+        norm = NORM_LABELS[self.norm]
+        return f"{self.n} images, {self.dim} features, hidden {list(self.hidden)}, {norm}, lambda {self.lam:g}"
 
 
 def report_cases(n_full=100):
@@ -64,14 +64,14 @@ def run_case(case, X, y, seed=0, methods=METHODS):
     batch-normalized layer (the mean subtraction cancels it): their gradients
     are exactly zero, and their "errors" only compare rounding noise.
     """
-    net = init_network([case.dim, *case.hidden, N_CLASSES], case.batch_norm, "he", seed, np.float64)
+    net = init_network([case.dim, *case.hidden, N_CLASSES], case.norm, "he", seed, np.float64)
     X, y = X[: case.n, : case.dim], y[: case.n]
     errors, seconds, numerical = {}, {}, {}
     for method in methods:
         check = check_gradients(net, X, y, case.lam, method=method)
         errors[method], seconds[method] = check["errors"], check["seconds"]
         numerical[method] = check["numerical"]
-    unused = [f"b{l}" for l in range(1, len(case.hidden) + 1)] if case.batch_norm else []
+    unused = [f"b{l}" for l in range(1, len(case.hidden) + 1) if not net.has_bias(l)]
     return {"title": case.title, "errors": errors, "seconds": seconds, "numerical": numerical,
             "unused": unused}
 

@@ -66,7 +66,7 @@ def sweep_configs(n_train):
     settings of DIVERGES.
     """
     return {
-        (name, init, batch_norm): short_config(n_train, hidden=hidden, init=init, batch_norm=batch_norm)
+        (name, init, batch_norm): short_config(n_train, hidden=hidden, init=init, norm="batch" if batch_norm else "none")
         for name, hidden in NETWORKS.items()
         for init in (*SIGMAS, "he")
         for batch_norm in (False, True)
@@ -81,7 +81,7 @@ def batch_size_configs(n_train, hidden=NETWORKS["3-layer"]):
     BATCH_SIZES on the short schedule: the same epochs, so n_s scales as
     1 / n_batch. The learning rates are the report's for every n_batch.
     """
-    return {(n_batch, batch_norm): short_config(n_train, n_batch, hidden=hidden, batch_norm=batch_norm)
+    return {(n_batch, batch_norm): short_config(n_train, n_batch, hidden=hidden, norm="batch" if batch_norm else "none")
             for n_batch in BATCH_SIZES for batch_norm in (False, True)}
 
 
@@ -281,7 +281,7 @@ def layer_stats_configs(n_train):
     """
     settings = [("3-layer", sigma) for sigma in LAYER_STATS_SIGMAS] + [("9-layer", "he")]
     return {
-        (name, init, batch_norm): short_config(n_train, hidden=NETWORKS[name], init=init, batch_norm=batch_norm,
+        (name, init, batch_norm): short_config(n_train, hidden=NETWORKS[name], init=init, norm="batch" if batch_norm else "none",
                                                layer_stats=True)
         for name in NETWORKS
         for batch_norm in (False, True)

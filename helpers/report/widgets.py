@@ -31,6 +31,7 @@ from . import cache
 from . import layer_plots
 from . import plots
 from .settings import FIGURES_DIR
+from ..core.network import NORM_LABELS, NORMS
 from ..errors import ConfigError, HelpersError
 from ..files import check_writable_folder, shown_path
 
@@ -112,7 +113,7 @@ def slug(text):
 def network_label(config):
     """A TrainConfig's network and settings in words: "3-layer [50, 50], BN, He init, lambda 5.00e-03, 2 cycles"."""
     init = "He init" if config.init == "he" else f"sigma {config.init:.1e}"
-    return (f"{len(config.hidden) + 1}-layer {list(config.hidden)}, {'BN' if config.batch_norm else 'no BN'}, "
+    return (f"{len(config.hidden) + 1}-layer {list(config.hidden)}, {NORM_LABELS[config.norm]}, "
             f"{init}, lambda {config.lam:.2e}, {config.cycles} cycle{'s' if config.cycles > 1 else ''}")
 
 
@@ -204,19 +205,19 @@ def on_grid(value, anchor, step):
 
 
 def sigma_explorer(cifar, base_config, cache_dir=cache.DEFAULT_CACHE_DIR, figures=FIGURES_DIR, sigma=1e-3,
-                   batch_norm=True):
-    """The network of base_config, initialized with the same sigma in every layer, with or without BN.
+                   norm="batch"):
+    """The network of base_config, initialized with the same sigma in every layer, with each normalization of NORMS.
 
     figures: the folder its export button writes into (the notebook's FIGURES).
     """
     controls = {
         "sigma": log_slider("sigma", sigma, -5, 0, 0.25),
-        "batch_norm": widgets.Checkbox(value=batch_norm, description="batch normalization"),
+        "norm": widgets.Dropdown(options=NORMS, value=norm, description="normalization"),
     }
     return Explorer(
         controls,
-        lambda sigma, batch_norm: replace(base_config, init=sigma, batch_norm=batch_norm),
-        lambda sigma, batch_norm: f"sigma = {sigma:.1e}, {'BN' if batch_norm else 'no BN'}",
+        lambda sigma, norm: replace(base_config, init=sigma, norm=norm),
+        lambda sigma, norm: f"sigma = {sigma:.1e}, {NORM_LABELS[norm]}",
         cifar,
         cache_dir,
         figures,
