@@ -61,8 +61,7 @@ import fcntl
 import json
 import math
 import os
-import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,15 +70,13 @@ from .errors import ConfigError, HelpersError
 from .files import write_json
 from .pool import blas_threads, executor_for, experiment_in_worker, run_each
 from .progress import progress_bar
-from .core.training import TrainConfig, check_config
+from .core.training import SETTINGS, TrainConfig, check_config
 
 RESULTS_FILE = "runs.jsonl"
 SUMMARY_FILE = "summary.json"
 SCALES = ("log", "linear")
 WIDTHS = {"width": int, "width_scale": float}
 """The searchable settings that are not fields of TrainConfig: both set hidden."""
-NOT_SEARCHED = ("seed",)
-"""Numeric fields of TrainConfig the search sets itself."""
 
 
 @dataclass(frozen=True)
@@ -165,17 +162,17 @@ def run_key(config, n_train):
 def searchable():
     """{name: int or float} of every setting the search takes, in TrainConfig's order, then the widths.
 
-    TrainConfig's fields are read now, not listed here, so that a numeric
-    field added to TrainConfig is searchable at once. Numeric: typed int or
-    float, or either of them or None (as n_s); bool, str and tuple fields
-    (norm, init, hidden) are not. int | float counts as float.
+    Read from the declaration (helpers.core.training.SETTINGS), so that a
+    numeric setting declared there is searchable at once: a number, or a
+    number or None (as n_s); not a bool, str or tuple (norm, init,
+    hidden), nor one declared search=False (seed, which the search sets).
+    A setting that takes a float counts as float.
     """
-    hints = typing.get_type_hints(TrainConfig)  # the types, even where annotations are strings
     found = {}
-    for f in fields(TrainConfig):
-        types = set(typing.get_args(hints[f.name]) or [hints[f.name]]) - {type(None)}
-        if f.name not in NOT_SEARCHED and types and types <= {int, float}:
-            found[f.name] = int if types == {int} else float
+    for s in SETTINGS.values():
+        kinds = set(s.types) - {type(None)}
+        if s.search and not s.many and kinds and kinds <= {int, float}:
+            found[s.name] = float if float in kinds else int
     return {**found, **WIDTHS}
 
 
@@ -564,3 +561,32 @@ def read_lines(path):
             ) from err
     return objects
 
+
+
+def search_text(config, summary, out_dir):
+    """What the search command prints of run_search's summary: each stage's best, the best of all, the runs."""
+    name, values, seeds = field_label(config.param), values_label(config.param), config.seeds
+    lines = []
+    if seeds > 1:
+        lines.append(f"each {name} judged on the mean of {seeds} seeds ({config.seed} to {config.seed + seeds - 1});"
+                     " ± is their sample standard deviation (ddof=1)")
+    for s in summary["stages"]:
+        low, high = s["range"]
+        drawn = len(s["values"])
+        runs = f"{drawn} runs" if seeds == 1 else f"{drawn * seeds} runs ({drawn} {values} x {seeds} seeds)"
+        lines.append(f"stage {s['stage']}: {runs}, {name} in [{low:.3g}, {high:.3g}]:"
+                     f" best {name} {s['best']['value']:.4g} (validation accuracy {mean_and_std(s['best'])})")
+    best = summary["best"]
+    means = "" if seeds == 1 else f" (means over {seeds} seeds)"
+    lines.append(f"best {name} {best['value']:.4g}: validation accuracy {mean_and_std(best)},"
+                 f" test accuracy {100 * best['test_accuracy']:.2f} %{means}")
+    lines.append(f"trained {summary['trained']} runs, reused {summary['reused']};"
+                 f" summary in {Path(out_dir) / SUMMARY_FILE}")
+    return "\n".join(lines)
+
+
+def mean_and_std(judged):
+    """A judged value's validation accuracy (see brief): "54.12 %", or "54.12 ± 0.40 %" over seeds."""
+    if judged["val_accuracy_std"] is None:
+        return f"{100 * judged['val_accuracy']:.2f} %"
+    return f"{100 * judged['val_accuracy']:.2f} ± {100 * judged['val_accuracy_std']:.2f} %"
