@@ -18,8 +18,7 @@ import numpy as np
 from .checkpoint import save_network
 from .core import data
 from .core.gradcheck import DEFAULT_H, check_gradients, error_table
-from .core.network import init_network
-from .core.training import PRESETS, SETTINGS, TrainConfig, check_config, settings_table
+from .core.training import PRESETS, SETTINGS, TrainConfig, check_config, new_network, settings_table
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
 from .files import check_output_files, check_writable_folder, write_json, write_outputs
@@ -277,8 +276,7 @@ def run_gradcheck(args):
     if args.n > len(cifar.train.X):
         raise ConfigError(f"--n is at most {len(cifar.train.X)}, the training images in {cifar.folder}.")
     X, y = cifar.train.X[: args.n, : args.dim], cifar.train.y[: args.n]
-    net = init_network(dims, config.norm, config.init, config.seed, np.float64, dropout=config.dropout,
-                       norm_place=config.norm_place, skips=config.skips)
+    net = new_network(config, dims, np.float64)
     start = time.perf_counter()
     report = check_gradients(net, X, y, config.lam, h=args.h, method=args.method, dropout_seed=config.seed)
     total = time.perf_counter() - start

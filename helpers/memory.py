@@ -20,7 +20,7 @@ from .flags import shown
 def parameter_count(dims, norm):
     """The number of parameters of a network of dims: W and b of every layer, gamma and beta of every normalized one.
 
-    norm: the network's normalization (helpers.core.network.NORMS).
+    norm: the network's normalization, "none", "batch" or "layer".
     """
     widths = dims[1:]
     count = sum(d_in * d_out + d_out for d_in, d_out in zip(dims, widths))

@@ -74,7 +74,7 @@ def test_the_command_line_refuses_it_before_any_work_naming_the_flag(s, monkeypa
 
 
 @pytest.mark.parametrize("change", [dict(n_batch=np.int64(50)), dict(lam=np.float32(0.01)), dict(hidden=[20, 10]),
-                                    dict(n_s=None), dict(init=1e-3), dict(norm=np.str_("none"))])
+                                    dict(n_s=None), dict(init=1e-3), dict(skips=np.bool_(False))])
 def test_numpy_numbers_lists_and_none_where_declared_are_taken(change):
     check_config(TrainConfig(**change))
 
@@ -95,7 +95,7 @@ def test_a_value_of_another_type_is_refused(change, words):
 
 @pytest.mark.parametrize("argv, expected", [
     (["--bn"], dict(norm="batch")), (["--no-bn"], dict(norm="none")), (["--norm", "layer"], dict(norm="layer")),
-    (["--bn-after-relu"], dict(norm_place="after")),
+    (["--bn-after-relu"], dict(norm_place="after")), (["--norm-place", "after"], dict(norm_place="after")),
     (["--init", "xavier"], dict(init="xavier")), (["--sigma", "0.01"], dict(init=0.01)),
     (["--evals-per-cycle", "3", "--curve-images", "100"], dict(evals_per_cycle=3, curve_images=100)),
 ])

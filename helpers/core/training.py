@@ -132,7 +132,7 @@ class TrainConfig:
     """
 
     hidden: tuple[int, ...] = setting((50, 50), "model", "the hidden widths, input side first", at_least=1)
-    norm: str = setting("batch", "model", "the hidden layers' normalization: batch (BN), layer (LN) or none",
+    norm: str = setting("batch", "model", "the normalization of every hidden layer: none, batch or layer",
                         choices=NORMS, flags={"--norm": str, "--bn": "batch", "--no-bn": "none"})
     lam: float = setting(0.005, "update rule", "the L2 weight lambda", at_least=0)
     n_batch: int = setting(100, "update rule", "images per mini-batch", at_least=1)
@@ -149,7 +149,7 @@ class TrainConfig:
                         search=False)
     dropout: float = setting(0.0, "model", "inverted dropout of every hidden unit in training, with this"
                                            " probability", at_least=0, below=1)
-    norm_place: str = setting("before", "model", "the normalization before or after the ReLU",
+    norm_place: str = setting("before", "model", "the normalization before the ReLU (the report's) or after it",
                               choices=NORM_PLACES, flags={"--norm-place": str, "--bn-after-relu": "after"})
     skips: bool = setting(False, "model", "skip connections between hidden layers of equal width")
     optimizer: str = setting("sgd", "update rule", "the update rule, see helpers.core.optim", choices=UPDATE_RULES)
@@ -376,6 +376,12 @@ def make_step(net, config):
     return functools.partial(textbook_step, net, lam=config.lam, rule=rule, rng=rng)
 
 
+def new_network(config, dims, dtype=np.float32):
+    """The network of config's model settings, with fresh weights from config.seed. dims: [d_in, *hidden, K]."""
+    return init_network(dims, config.norm, config.init, config.seed, dtype, config.alpha, dropout=config.dropout,
+                        norm_place=config.norm_place, skips=config.skips)
+
+
 def train(config, train_set, val_set, progress=True, mean=None, std=None):
     """Train a network from scratch; see TrainConfig for the settings.
 
@@ -395,8 +401,7 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
 
     dims = [X.shape[1], *config.hidden, int(max(train_set.y.max(), val_set.y.max())) + 1]
-    net = init_network(dims, config.norm, config.init, config.seed, X.dtype, config.alpha,
-                       dropout=config.dropout, norm_place=config.norm_place, skips=config.skips)
+    net = new_network(config, dims, X.dtype)
     result = TrainResult(net, config, n_s, history={"step": []}, etas=np.zeros(total_steps))
     # Slices of the first rows: views, no copy.
     curve_set = train_set if config.curve_images is None else Split(X[: config.curve_images], y[: config.curve_images])
