@@ -44,7 +44,8 @@ def small_problem(dims, norm, n=12, seed=0):
 @pytest.mark.parametrize("method", ["centered", "forward"])
 @pytest.mark.parametrize(
     "dims, norm",
-    [([7, 5], "none"), ([7, 6, 5], "none"), ([7, 6, 5], "batch"), ([7, 6, 4, 6, 5], "batch")],
+    [([7, 5], "none"), ([7, 6, 5], "none"), ([7, 6, 5], "batch"), ([7, 6, 4, 6, 5], "batch"), ([7, 6, 5], "layer"),
+     ([7, 6, 4, 6, 5], "layer")],
 )
 def test_fast_numerical_gradients_equal_the_textbook_ones(dims, norm, method):
     net, X, y = small_problem(dims, norm)

@@ -139,10 +139,16 @@ def test_cost_and_gradients_match_torch_autograd(norm_place, lam):
 
 @pytest.mark.parametrize("options", [dict(norm_place="before"), dict(norm_place="after"),
                                      dict(norm_place="before", skips=True, dropout=0.3)])
-def test_an_ln_network_passes_the_textbook_gradient_check(options):
+def test_an_ln_network_passes_the_gradient_check_and_the_batched_check_is_the_textbook_one(options):
     net, X, y = problem([6, 5, 5, K], n=8, **options)
-    check = check_gradients(net, X, y, 0.01, method="textbook")
-    assert check["max_relative_error"] < 1e-6, check["errors"]
+    textbook = check_gradients(net, X, y, 0.01, method="textbook")
+    assert textbook["max_relative_error"] < 1e-6, textbook["errors"]
+    # The batched check continues the network's forward pass from the moved unit: with LN, a unit's
+    # parameters move every unit of its layer, through the sample's statistics.
+    batched = check_gradients(net, X, y, 0.01, method="centered")
+    assert batched["max_relative_error"] < 1e-6, batched["errors"]
+    for name, numerical in textbook["numerical"].items():
+        np.testing.assert_allclose(batched["numerical"][name], numerical, rtol=0, atol=1e-8, err_msg=name)
 
 
 def test_test_time_is_training_mode_and_one_sample_is_classified_alone():

@@ -6,24 +6,28 @@ report's largest case (3072 inputs, hidden [50, 50]) that is 300,000 forward
 passes and took the report 8 minutes. The fast check (numerical_gradients)
 gives the same numbers in seconds.
 
-A parameter of unit j of layer l (a column of W_l, or b_l[j], gamma_l[j],
-beta_l[j]) changes only column j of that layer's output. So for each unit we
-compute the perturbed column once per perturbation, as a batch: every row of
-W_l's column j at once. From there on, the perturbed columns change the next
-layer's scores by a rank-one update, and the rest of the forward pass runs
-batched over all perturbations. Nothing is linearized: every cost is a real
-forward pass, only the parts that cannot change are not recomputed. The
-network's options keep this true: a skip adds the unchanged input, batch
-normalization after the ReLU works column by column, and a dropout mask
-multiplies entry by entry, so the parameters of unit j still change only
-column j of their layer's output.
+The fast check batches the perturbations and runs them through the
+network's own layers (network.activation_forward, layers.linear_forward),
+from the perturbed layer on, on arrays of perturbed copies (n, P, d). A
+parameter of unit j of layer l (a column of W_l, or b_l[j], gamma_l[j],
+beta_l[j]) changes only column j of that layer's scores. For each unit,
+every row of W_l's column j is moved at once, as a batch. Where the
+normalization treats each unit alone (none, or batch normalization, before
+or after the ReLU) the parameters of unit j change only column j of the
+layer's output too, so only that column is run through the layer, and the
+next layer's scores move by a rank-one update; with layer normalization,
+whose statistics mix a sample's units, the whole layer is run. From there
+on the rest of the forward pass runs batched over all perturbations. Nothing
+is linearized: every cost is a real forward pass, only the parts that cannot
+change are not recomputed. A skip adds the unchanged input, and a dropout
+mask multiplies entry by entry.
 
 Dropout draws a new mask for every forward pass, and a finite difference
 between passes with different masks measures the masks, not the gradient.
-So every cost of a check sees one mask: each evaluation gets a fresh
-np.random.default_rng(dropout_seed), and draws from it exactly what
-network.forward draws (one mask per hidden layer, layer 1 first), and the
-analytic gradients are computed with that mask too.
+So every cost of a check sees one mask: the masks network.forward draws
+from a fresh np.random.default_rng(dropout_seed), which the textbook
+check's passes draw again, the batched passes replay, and the analytic
+gradients use too.
 
 Everything runs in float64.
 """
@@ -36,9 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..errors import ConfigError
-from .layers import BN_EPS, dropout_forward, log_softmax
-from .network import cost, cost_and_gradients
+from .layers import linear_forward, log_softmax
+from .network import activation_forward, cost, cost_and_gradients, forward
 
 DEFAULT_H = 1e-6
 CHUNK_BYTES = 2**20
@@ -106,9 +109,6 @@ def numerical_gradients(net, X, y, lam, h=DEFAULT_H, method="centered", dropout_
     """
     if method not in ("centered", "forward"):
         raise ValueError(f"method must be 'centered' or 'forward', got {method!r}.")
-    if net.norm not in ("none", "batch"):
-        raise ConfigError(f"The batched check knows batch normalization only, not norm {net.norm!r}: "
-                          "use numerical_gradients_textbook (method='textbook' in check_gradients).")
     net = as_float64(net)
     base = _Baseline(net, np.ascontiguousarray(X, np.float64), y, dropout_seed)
     # The forward difference's f(t) goes through the same batched code as
@@ -168,75 +168,38 @@ def _difference(base, l, j, kind, h, signs, lam):
 
 
 class _Baseline:
-    """The unperturbed forward pass, and losses of batches of perturbed ones.
+    """The unperturbed forward pass, and the losses of batches of perturbed ones, by the network's own layers.
 
-    Layer activations are kept as S[l]: (n, d_l), the scores H_{l-1} W_l
-    (+ b_l), and H[l]: (n, d_l), the layer outputs; positive[l] records which
-    ReLU inputs are positive, to spot perturbations that cross a kink;
-    masks[l] is layer l's dropout mask (None without dropout); S_centered[l]
-    and var[l] are the batch statistics that a rank-one move of the scores of
-    a layer batch-normalized before its ReLU starts from (see _pre_relu_moved).
+    The unperturbed pass is network.forward's, with the dropout masks drawn
+    from default_rng(dropout_seed); from its caches, S[l]: (n, d_l) holds
+    layer l's scores H_{l-1} W_l (+ b_l), H[l]: (n, d_l) its output (H[0]
+    is X), positive[l] which of its ReLU inputs are positive (to spot a
+    perturbation that crosses a kink) and masks[l] its dropout mask (None
+    without dropout), replayed in every perturbed pass.
+
+    A batch of P perturbed passes holds the copies on a middle axis, (n, P,
+    d): samples first, units last, as network.activation_forward takes
+    them, so that batch normalization (over the samples, axis 0) and layer
+    normalization (over the units, the last axis) each normalize every copy
+    alone, and linear_forward's product works unchanged.
     """
 
     def __init__(self, net, X, y, dropout_seed):
         self.net, self.y = net, y
-        # BN right after the linear map: a rank-one move of its scores has
-        # cheap batch statistics.
-        self.bn_first = net.norm == "batch" and net.norm_place == "before"
-        rng = np.random.default_rng(dropout_seed)
         p, k = net.params, net.n_layers
-        self.H, self.S, self.positive, self.masks = [X], [None], [None], [None]
-        self.S_centered, self.var = [None], [None]
-        for l in range(1, k + 1):
-            S = self.H[-1] @ p[f"W{l}"]
-            if net.has_bias(l):
-                S = S + p[f"b{l}"]
-            self.S.append(S)
-            self.S_centered.append(S - S.mean(axis=0))
-            self.var.append(S.var(axis=0))
-            if l < k:
-                A, relu_input = self._activation(l, S)
-                self.positive.append(relu_input > 0)
-                if net.has_skip(l):
-                    A = A + self.H[l - 1]
-                # The draws of network.forward, in its order, from the same
-                # seed: the same masks as the analytic gradients'.
-                H, mask = dropout_forward(A, net.dropout, rng)
-                self.masks.append(mask)
-                self.H.append(H)
+        _, caches = forward(net, X, training=True, rng=np.random.default_rng(dropout_seed))
+        self.H = [linear_cache[0] for linear_cache, _, _, _ in caches]  # layer l's input is H[l - 1]
+        self.S = [None] + [linear_forward(self.H[l - 1], p[f"W{l}"], self._bias(l))[0] for l in range(1, k + 1)]
+        self.positive = [None] + [relu_cache > 0 for _, _, relu_cache, _ in caches[:-1]]
+        self.masks = [None] + [dropout_cache for _, _, _, dropout_cache in caches[:-1]]
+        # With a normalization that treats each unit alone, a parameter of unit j
+        # changes only column j of its layer's output: the rest of the layer is
+        # not recomputed. Layer normalization mixes a sample's units.
+        self.per_unit = net.norm in ("none", "batch")
+        self.chunk_size = n_per_chunk(len(X) * max(net.dims[1:]))
 
-    def _batchnorm(self, l, S, gamma=None, beta=None):
-        """Layer l's batch normalization of S: (..., n, d); gamma, beta: (..., 1, d).
-
-        gamma and beta default to layer l's; the samples are on axis -2.
-        """
-        gamma = self.net.params[f"gamma{l}"] if gamma is None else gamma
-        beta = self.net.params[f"beta{l}"] if beta is None else beta
-        S_hat = (S - S.mean(axis=-2, keepdims=True)) / np.sqrt(S.var(axis=-2, keepdims=True) + BN_EPS)
-        return S_hat * gamma + beta
-
-    def _activation(self, l, S, gamma=None, beta=None):
-        """F_l, layer l's output before its skip and its dropout, and its ReLU's input.
-
-        S: (..., n, d), the layer's scores -> F: (..., n, d), relu_input: (..., n, d).
-        """
-        if self.net.norm_place == "after":
-            return self._batchnorm(l, np.maximum(S, 0), gamma, beta), S
-        relu_input = self._batchnorm(l, S, gamma, beta) if self.net.norm == "batch" else S
-        return np.maximum(relu_input, 0), relu_input
-
-    def _output(self, l, F, H_prev, cols=slice(None)):
-        """Layer l's output H_l from F_l: the skip H_prev added, then the dropout mask.
-
-        F: (..., n, d) holds the columns `cols` of layer l's units (all, or a
-        single j with the unit axis dropped); H_prev: layer l-1's output, all
-        its columns.
-        """
-        if self.net.has_skip(l):
-            F = F + H_prev[..., cols]
-        if self.masks[l] is not None:
-            F = F * self.masks[l][:, cols]
-        return F
+    def _bias(self, l):
+        return self.net.params[f"b{l}"] if self.net.has_bias(l) else None
 
     def costs_of_column(self, l, j, kind, delta):
         """Data loss with one parameter of unit j of layer l moved by delta.
@@ -246,110 +209,88 @@ class _Baseline:
         the losses (P,) and whether each perturbation flipped a ReLU input (P,).
         """
         p, k = self.net.params, self.net.n_layers
-        s = self.S[l][:, j]
+        s = self.S[l][:, j, None]  # (n, 1)
         gamma = beta = None
         if kind == "W":
-            cols = s + delta * self.H[l - 1].T
+            cols = s + delta * self.H[l - 1]  # (n, P): column j of S_l, for each row of W_l[:, j] moved
         else:
-            cols = s[None].copy()
+            cols = s.copy()
             if kind == "b" and self.net.has_bias(l):
                 cols += delta
             elif kind in ("gamma", "beta"):
-                gamma, beta = p[f"gamma{l}"][j], p[f"beta{l}"][j]
-                gamma, beta = (gamma + delta, beta) if kind == "gamma" else (gamma, beta + delta)
+                gamma, beta = p[f"gamma{l}"].copy(), p[f"beta{l}"].copy()
+                (gamma if kind == "gamma" else beta)[j] += delta
         if l == k:
-            return self._losses_with_scores_column(j, cols), np.zeros(len(cols), bool)
-        if self.net.norm == "batch" and gamma is None:
-            gamma, beta = p[f"gamma{l}"][j], p[f"beta{l}"][j]
-        F, relu_input = self._activation(l, cols[:, :, None], gamma, beta)
-        crossed = ((relu_input[:, :, 0] > 0) != self.positive[l][:, j]).any(axis=1)
-        H_cols = self._output(l, F[:, :, 0], self.H[l - 1], j)
+            return self._losses_from(l, self._with_column(self.S[l], j, cols), None)
+        if not self.per_unit:
+            return self._losses_from(l, self._with_column(self.S[l], j, cols), self.H[l - 1][:, None], gamma, beta)
+        if self.net.norm != "none":
+            gamma = (p[f"gamma{l}"] if gamma is None else gamma)[j, None]
+            beta = (p[f"beta{l}"] if beta is None else beta)[j, None]
+        F, _, relu_input = activation_forward(self.net, l, cols[:, :, None], gamma=gamma, beta=beta)
+        crossed = ((relu_input[:, :, 0] > 0) != self.positive[l][:, j, None]).any(axis=0)
+        mask = None if self.masks[l] is None else self.masks[l][:, j, None]
+        skip_input = self.H[l - 1][:, j, None] if self.net.has_skip(l) else None  # as wide: unit j's own input
+        H_cols = self._output(l, F[:, :, 0], skip_input, mask)
         losses, crossed_later = self._losses_with_hidden_column(l, j, H_cols)
         return losses, crossed | crossed_later
 
-    def _losses_with_scores_column(self, j, cols):
-        """cols: (P, n) replacements for column j of the last layer's scores."""
-        out = np.empty(len(cols))
-        for rows in _chunks(len(cols), self.S[-1].size):
-            S = np.repeat(self.S[-1][None], rows.stop - rows.start, axis=0)
-            S[:, :, j] = cols[rows]
-            out[rows] = _losses(S, self.y)
+    def _with_column(self, S, j, cols):
+        """Copies of S: (n, d), one per column of cols: (n, P), with column j replaced by it -> (n, P, d)."""
+        out = np.repeat(S[:, None], cols.shape[1], axis=1)
+        out[:, :, j] = cols
         return out
 
     def _losses_with_hidden_column(self, l, j, cols):
-        """cols: (P, n) replacements for column j of H_l -> losses, crossed: (P,)."""
+        """cols: (n, P) replacements for column j of H_l -> losses, crossed: (P,)."""
         # A change delta of column j of H_l moves S_{l+1} by delta (outer) W_{l+1}[j, :].
-        delta = cols - self.H[l][:, j]
+        delta = cols - self.H[l][:, j, None]  # (n, P)
         m, w = l + 1, self.net.params[f"W{l + 1}"][j]
-        losses, crossed = np.empty(len(cols)), np.empty(len(cols), bool)
-        for rows in _chunks(len(cols), self.S[m].size):
-            if m == self.net.n_layers:
-                losses[rows], crossed[rows] = _losses(self.S[m][None] + delta[rows, :, None] * w, self.y), False
-                continue
-            if self.bn_first:
-                relu_input = self._pre_relu_moved(m, delta[rows], w)
-                F = np.maximum(relu_input, 0)
-            else:
-                F, relu_input = self._activation(m, self.S[m][None] + delta[rows, :, None] * w)
-            H_l = None
-            if self.net.has_skip(m):
-                # Layer m adds H_l, which now differs in column j.
-                H_l = np.repeat(self.H[l][None], rows.stop - rows.start, axis=0)
-                H_l[:, :, j] = cols[rows]
-            losses[rows], crossed[rows] = self._losses_after(m, F, relu_input, H_l)
+        losses, crossed = np.empty(cols.shape[1]), np.empty(cols.shape[1], bool)
+        for rows in _chunks(cols.shape[1], self.chunk_size):
+            S = self.S[m][:, None] + delta[:, rows, None] * w  # (n, P, d_m)
+            # Layer m adds H_l, which now differs in column j, if it has a skip.
+            H_l = self._with_column(self.H[l], j, cols[:, rows]) if self.net.has_skip(m) else None
+            losses[rows], crossed[rows] = self._losses_from(m, S, H_l)
         return losses, crossed
 
-    def _pre_relu_moved(self, m, delta, w):
-        """The ReLU input of layer m, batch-normalized before its ReLU, when its scores move by delta (outer) w.
+    def _losses_from(self, m, S, H_prev, gamma=None, beta=None):
+        """Run the network on from layer m's scores S: (n, P, d_m) -> losses, crossed: (P,).
 
-        delta: (P, n), w: (d_m,) -> (P, n, d_m). The batch statistics of
-        S + delta w^T follow from those of S with small matrix products,
-            mean' = mean + mean(delta) w,
-            var'  = var + 2 w cov(S, delta) + w^2 var(delta),
-        so only the normalization itself touches arrays of size P n d_m.
+        H_prev: layer m-1's outputs, (n, P or 1, d_{m-1}), for layer m's skip
+        (None if it has none). gamma, beta: layer m's, if moved.
         """
-        n = delta.shape[1]
-        p = self.net.params
-        delta_c = delta - delta.mean(axis=1, keepdims=True)
-        cov = delta_c @ self.S_centered[m] / n
-        var = self.var[m] + 2 * w * cov + w**2 * np.einsum("pi,pi->p", delta_c, delta_c)[:, None] / n
-        scale = p[f"gamma{m}"] / np.sqrt(var + BN_EPS)
-        pre = delta_c[:, :, None] * w
-        pre += self.S_centered[m]
-        pre *= scale[:, None, :]
-        pre += p[f"beta{m}"]
-        return pre
+        crossed = np.zeros(S.shape[1], bool)
+        while m < self.net.n_layers:
+            F, _, relu_input = activation_forward(self.net, m, S, gamma=gamma, beta=beta)
+            crossed |= ((relu_input > 0) != self.positive[m][:, None]).any(axis=(0, 2))
+            H = self._output(m, F, H_prev, None if self.masks[m] is None else self.masks[m][:, None])
+            m, gamma, beta = m + 1, None, None
+            S, _ = linear_forward(H, self.net.params[f"W{m}"], self._bias(m))
+            H_prev = H
+        return _losses(S, self.y), crossed
 
-    def _losses_from(self, m, H_prev):
-        """Run layers m.. on a batch of layer m-1's outputs H_prev: (P, n, d_{m-1}) -> losses, crossed: (P,)."""
-        S = H_prev @ self.net.params[f"W{m}"]
-        if self.net.has_bias(m):
-            S += self.net.params[f"b{m}"]
-        if m == self.net.n_layers:
-            return _losses(S, self.y), np.zeros(len(S), bool)
-        F, relu_input = self._activation(m, S)
-        return self._losses_after(m, F, relu_input, H_prev)
-
-    def _losses_after(self, m, F, relu_input, H_prev):
-        """Finish layer m from F_m and its ReLU input, both (P, n, d_m), then run the layers after it.
-
-        H_prev: (P, n, d_{m-1}), layer m-1's outputs, for the skip (None if layer m has none).
-        """
-        crossed = ((relu_input > 0) != self.positive[m]).any(axis=(1, 2))
-        losses, crossed_later = self._losses_from(m + 1, self._output(m, F, H_prev))
-        return losses, crossed | crossed_later
+    def _output(self, l, F, H_prev, mask):
+        """Layer l's output H_l from F_l, as network.forward makes it: the skip's H_prev added, then the mask."""
+        if self.net.has_skip(l):
+            F = F + H_prev
+        return F if mask is None else F * mask
 
 
-def _chunks(total, item_size):
-    """Slices of range(total) holding about CHUNK_BYTES of float64 items each."""
-    step = max(1, CHUNK_BYTES // (8 * item_size))
+def n_per_chunk(item_size):
+    """How many perturbed copies of item_size float64 numbers make about CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (8 * item_size))
+
+
+def _chunks(total, step):
+    """Slices of range(total), step at a time."""
     return [slice(i, min(i + step, total)) for i in range(0, total, step)]
 
 
 def _losses(S, y):
-    """Mean cross-entropy of each of a batch of score arrays. S: (P, n, K) -> (P,)."""
+    """Mean cross-entropy of each of a batch of score arrays. S: (n, P, K) -> (P,)."""
     log_P = log_softmax(S)
-    return -np.mean(np.take_along_axis(log_P, y[None, :, None], axis=2)[..., 0], axis=1)
+    return -np.mean(np.take_along_axis(log_P, y[:, None, None], axis=2)[..., 0], axis=0)
 
 
 def check_gradients(net, X, y, lam, h=DEFAULT_H, method="centered", dropout_seed=0):

@@ -66,10 +66,12 @@ def batchnorm_forward(S, gamma, beta, running=None):
     """
     if running is None:
         mu = S.mean(axis=0)  # (d,)
-        var = ((S - mu) ** 2).mean(axis=0)  # (d,)
+        D = S - mu  # (n, d)
+        var = (D**2).mean(axis=0)  # (d,)
     else:
         mu, var = running
-    S_hat = (S - mu) / np.sqrt(var + BN_EPS)  # (n, d)
+        D = S - mu
+    S_hat = D / np.sqrt(var + BN_EPS)  # (n, d)
     S_tilde = gamma * S_hat + beta  # (n, d)
     return S_tilde, (S, S_hat, mu, var, gamma)
 
