@@ -22,10 +22,9 @@ of any eta_max searched, so every run ends with near-zero steps; scaling it
 with eta_max would make the search one of two settings at once.
 
 Cost. The full comparison is 7 searches of 6 runs, then 8 settings on 3
-seeds: 66 runs of 9,000 steps (RUNS_FULL; the report's 3 seeds are also
-notebook 06's ablation base, so a shared cache has them already). SGD takes
-the fast path, about 10 s per run on one core; the other rules take the
-textbook code, about twice as long. The main job cannot add that to
+seeds: 66 runs of 9,000 steps (RUNS_FULL). SGD takes the fast path, about
+10 s per run on one core; the other rules take the textbook code, about
+twice as long. The main job cannot add that to
 notebook 06, so `python -m helpers.report.rules` trains it once and writes
 RULES_FILE, which the notebook reads in full mode (as it reads the best
 model, ablation.BEST_MODEL_FILE); the file is refused if the settings it
@@ -47,7 +46,7 @@ from matplotlib.ticker import NullFormatter
 from ..core.data import load_cifar10
 from ..core.training import TrainConfig
 from ..errors import ConfigError, HelpersError
-from ..files import check_writable_file, write_json
+from ..files import check_writable_file, shown_path, write_json
 from ..search import SearchConfig, run_search
 from .ablation import capitalized, join
 from .cache import DEFAULT_CACHE_DIR, cached_seeds, folder_for
@@ -97,7 +96,7 @@ VALUES, QUICK_VALUES = 6, 2
 SEEDS = 3
 """Seeds of each best setting, and of the report's network, in full mode (seeds 0, 1, 2)."""
 RUNS_FULL = len(CONTENDERS) * VALUES + (len(CONTENDERS) + 1) * SEEDS
-"""Training runs of the full comparison: 66, of which the report's 3 seeds are notebook 06's ablation base."""
+"""Training runs of the full comparison: 66, 30 with SGD and 36 with the other rules."""
 
 RULES_FILE = FIGURES_DIR / "06_rules.json"
 """The full comparison, as `python -m helpers.report.rules` writes it and notebook 06 reads it."""
@@ -335,9 +334,10 @@ def main(argv=None):
     """`python -m helpers.report.rules`: train the full comparison and write it to RULES_FILE (or --out)."""
     parser = argparse.ArgumentParser(prog=COMMAND, description=f"Train the full comparison of update rules and "
                                      f"schedules of notebook 06 ({RUNS_FULL} runs, {COST}) and write it as JSON.")
-    parser.add_argument("--out", default=str(RULES_FILE), help="the JSON file to write (default: %(default)s)")
+    parser.add_argument("--out", default=str(RULES_FILE),
+                        help=f"the JSON file to write (default: {shown_path(RULES_FILE)})")
     parser.add_argument("--cache", default=str(DEFAULT_CACHE_DIR),
-                        help="folder of finished runs, reused and added to (default: %(default)s)")
+                        help=f"folder of finished runs, reused and added to (default: {shown_path(DEFAULT_CACHE_DIR)})")
     parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: data/)")
     args = parser.parse_args(argv)
     check_writable_file(args.out, "--out")
