@@ -1,5 +1,6 @@
 # The two set-up commands of the README, each installing what it needs:
 #   make report   virtual environment, the package and its requirements, data; then the main job
+#                 (SCHEDULER=tcp://HOST:PORT trains its runs on that Dask cluster)
 #   make test     the same plus the dev extras; then the test suite (CI runs this)
 # and the one that pins the versions they install:
 #   make lock     constraints.txt, from a fresh venv with the newest versions the requirements allow
@@ -15,7 +16,7 @@ PIP_INSTALL := -m pip install -qq
 .PHONY: report test data lab chromium lock
 
 report: $(VENV)/.runtime data
-	$(PY) -m helpers.report
+	$(PY) -m helpers.report $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 # JupyterLab on notebooks/; jupytext keeps each notebook's .py twin in sync on save.
 # The kernels' sockets are encrypted, as in the main job (helpers/report/job.py).

@@ -45,10 +45,9 @@ The values of stage s come from a generator seeded with (seed, s), whatever
 seeds is. The same SearchConfig therefore gives the same values and the same
 results, whatever executor runs them.
 
-Each run is one call of helpers.experiments.run_experiment, sent to a
-concurrent.futures.Executor: by default a pool of processes, one per core,
-each with one BLAS thread; for a cluster, the executor of a dask.distributed
-Client (whose workers get one BLAS thread from Dask itself). Workers load the
+Each run is one call of helpers.experiments.run_experiment, sent to the
+executor of helpers.pool.executor_for: by default a pool of processes, one
+per core, each with one BLAS thread; or a Dask cluster. Workers load the
 data themselves, once per process, rather than receiving 700 MB each.
 
 Every finished run, one per value and seed, is appended at once to
@@ -59,36 +58,25 @@ every value judged and the best value of each stage.
 """
 
 import fcntl
-import functools
 import json
 import math
-import multiprocessing
 import os
-import signal
-import time
-import typing
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
-from .core.data import load_cifar10
 from .errors import ConfigError, HelpersError
-from .experiments import run_experiment
 from .files import write_json
+from .pool import blas_threads, executor_for, experiment_in_worker, run_each
 from .progress import progress_bar
-from .core.training import TrainConfig, check_config
+from .core.training import SETTINGS, TrainConfig, check_config
 
 RESULTS_FILE = "runs.jsonl"
 SUMMARY_FILE = "summary.json"
 SCALES = ("log", "linear")
 WIDTHS = {"width": int, "width_scale": float}
 """The searchable settings that are not fields of TrainConfig: both set hidden."""
-NOT_SEARCHED = ("seed",)
-"""Numeric fields of TrainConfig the search sets itself."""
 
 
 @dataclass(frozen=True)
@@ -174,17 +162,17 @@ def run_key(config, n_train):
 def searchable():
     """{name: int or float} of every setting the search takes, in TrainConfig's order, then the widths.
 
-    TrainConfig's fields are read now, not listed here, so that a numeric
-    field added to TrainConfig is searchable at once. Numeric: typed int or
-    float, or either of them or None (as n_s); bool, str and tuple fields
-    (batch_norm, init, hidden) are not. int | float counts as float.
+    Read from the declaration (helpers.core.training.SETTINGS), so that a
+    numeric setting declared there is searchable at once: a number, or a
+    number or None (as n_s); not a bool, str or tuple (batch_norm, init,
+    hidden), nor one declared search=False (seed, which the search sets).
+    A setting that takes a float counts as float.
     """
-    hints = typing.get_type_hints(TrainConfig)  # the types, even where annotations are strings
     found = {}
-    for f in fields(TrainConfig):
-        types = set(typing.get_args(hints[f.name]) or [hints[f.name]]) - {type(None)}
-        if f.name not in NOT_SEARCHED and types and types <= {int, float}:
-            found[f.name] = int if types == {int} else float
+    for s in SETTINGS.values():
+        kinds = set(s.types) - {type(None)}
+        if s.search and not s.many and kinds and kinds <= {int, float}:
+            found[s.name] = float if float in kinds else int
     return {**found, **WIDTHS}
 
 
@@ -363,38 +351,7 @@ def best_value(judged):
     return max(judged, key=lambda j: (j["val_accuracy"], -j["val_cost"]))
 
 
-# --- In a worker ---------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def cached_cifar(data_dir, n_train, split="report"):
-    """The split, loaded once per worker process and kept for its next runs.
-
-    maxsize=1: a worker holds one copy of the data (about 0.75 GB at full size).
-    """
-    return load_cifar10(data_dir, split=split, n_train=n_train)
-
-
-def experiment_in_worker(config, data_dir, n_train, split, name):
-    """Train config on the worker's cached data; return (run_experiment's summary, the trained Network, seconds).
-
-    seconds: training and evaluation, not loading the data. name (e.g.
-    "run 1.3") says which run a Ctrl-C stopped. A run interrupted halfway
-    raises KeyboardInterrupt: train() stops cleanly on Ctrl-C, but a
-    half-trained run must not be returned as finished.
-    """
-    cifar = cached_cifar(data_dir, n_train, split)
-    if PoolWorker.interrupted:
-        raise KeyboardInterrupt(f"{name} not started: Ctrl-C")
-    start = time.perf_counter()
-    PoolWorker.running = True
-    try:
-        summary, result = run_experiment(config, cifar, progress=False)
-    finally:
-        PoolWorker.running = False
-    if summary["interrupted"]:
-        raise KeyboardInterrupt(f"{name} was interrupted")
-    return summary, result.net, time.perf_counter() - start
+# --- Training the runs -------------------------------------------------------------
 
 
 def train_run(run):
@@ -430,70 +387,6 @@ def train_run(run):
     }
 
 
-class PoolWorker:
-    """What a worker of process_pool() knows about Ctrl-C (see init_pool_worker)."""
-
-    running = False  # a run is training in this process
-    interrupted = False  # Ctrl-C has reached this process
-
-
-def init_pool_worker(blas_threads):
-    """Set up a worker of process_pool(): at most blas_threads BLAS threads, and Ctrl-C.
-
-    threadpoolctl limits only the libraries already loaded; unpickling this
-    function in a fresh worker has imported this module, and with it NumPy
-    and its BLAS. blas_threads=None leaves BLAS its own choice.
-    """
-    threadpool_limits(blas_threads)
-    signal.signal(signal.SIGINT, on_ctrl_c)
-
-
-def on_ctrl_c(signum, frame):
-    """SIGINT in a pool worker: stop the run in progress, and start no other.
-
-    Ctrl-C reaches the parent and its workers alike. The default handler
-    would also raise in an idle worker, killing it with a traceback, and a
-    run the pool had already queued would still start and train in full.
-    """
-    PoolWorker.interrupted = True
-    if PoolWorker.running:
-        raise KeyboardInterrupt
-
-
-def blas_threads():
-    """The most threads any loaded BLAS library of this process may use."""
-    return max((lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"), default=None)
-
-
-# --- Executors -------------------------------------------------------------------
-
-
-def cores():
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def process_pool(workers=None, blas_threads=None):
-    """A pool of `workers` processes (default: one per core), each limited to blas_threads BLAS threads.
-
-    blas_threads defaults to the workers' share of the cores: one each for
-    one worker per core. One BLAS thread each: a run of the report's network
-    multiplies matrices of a few hundred thousand entries, which a second
-    BLAS thread speeds up only about 1.2 times, while a second process
-    trains a second run at full speed (see benchmarks/search_speedup.py).
-    A single worker (--workers 1) gets every core, for runs wide enough to
-    use them. Workers are spawned, not forked: a fresh interpreter inherits
-    no threads, locks or loaded data from the parent.
-    """
-    workers = workers or cores()
-    return ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_pool_worker,
-        initargs=(blas_threads or max(1, cores() // workers),),
-    )
-
-
 def run_stage(executor, runs, results_path, bar):
     """Train runs on executor, appending each record to results_path as soon as it arrives.
 
@@ -510,41 +403,12 @@ def run_stage(executor, runs, results_path, bar):
     return records
 
 
-def run_each(executor, fn, items, on_result):
-    """Call fn(item) for every item on executor, and on_result(item, result) as each one finishes.
-
-    If one fails, the items not started are cancelled, those already running
-    still finish and go to on_result, and the first error is raised again.
-    Ctrl-C cancels the items not started too.
-    """
-    futures = {executor.submit(fn, item): item for item in items}
-    errors = []
-    try:
-        for future in as_completed(futures):
-            if future.cancelled():
-                continue
-            if future.exception() is not None:
-                errors.append(future.exception())
-                cancel(futures)
-                continue
-            on_result(futures[future], future.result())
-    finally:
-        cancel(futures)
-    if errors:
-        raise errors[0]
-
-
-def cancel(futures):
-    """Cancel the futures whose runs have not started; running and finished ones are left alone."""
-    for future in futures:
-        future.cancel()
-
-
 def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
     """Run the staged search of config, recording to out_dir; return the summary.
 
-    executor: any concurrent.futures.Executor, e.g. dask's
-    Client.get_executor(); None makes a process_pool() for the search.
+    executor: where the runs train (helpers.pool.executor_for): None for a
+    process pool of one worker per core, a Dask scheduler's address
+    ("tcp://HOST:PORT"), or any concurrent.futures.Executor.
     data_dir is resolved by each worker as in helpers.core.data.find_batches_dir.
     Runs already in out_dir/runs.jsonl are reused, not trained again.
 
@@ -568,7 +432,7 @@ def run_search(config, out_dir, executor=None, data_dir=None, progress=True):
 
     stages, judged, runs_seen, trained = [], [], 0, 0
     best = None
-    with nullcontext(executor) if executor is not None else process_pool() as ex, \
+    with executor_for(executor) as ex, \
             progress_bar(config.run_count(), progress, desc="search", unit="run") as bar:
         for stage in range(1, config.stages + 1):
             scaled_range = stage_range(config, stage, None if best is None else best["value"])

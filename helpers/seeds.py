@@ -13,14 +13,12 @@ underestimates the spread around the true mean; dividing by n - 1 instead of
 n makes the variance unbiased (its square root, the std, is still a little
 low for few seeds). With one seed there is no spread, and it is None.
 
-The seeds run on the search's executors (helpers.search): by default a pool
-of processes, one per core (at most one per seed), each with one BLAS
-thread; or any concurrent.futures.Executor, such as a Dask client's. Each
-worker loads the data itself, once per process.
+The seeds run on the executors of helpers.pool: by default a pool of
+processes, one per core (at most one per seed), each with one BLAS thread;
+or a Dask cluster. Each worker loads the data itself, once per process.
 """
 
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,7 +26,7 @@ import numpy as np
 from .core.training import TrainConfig, check_config
 from .errors import ConfigError
 from .progress import progress_bar
-from .search import cores, experiment_in_worker, process_pool, run_each
+from .pool import cores, executor_for, experiment_in_worker, run_each
 
 ACCURACIES = ("test_accuracy", "ensemble_test_accuracy", "val_accuracy")
 """The figures whose spread over the seeds run_seeds reports."""
@@ -71,11 +69,12 @@ def train_each(configs, executor=None, data_dir=None, split="report", n_train=No
                keep_networks=False):
     """Train every TrainConfig of configs in parallel on executor; return their summaries, in order.
 
-    executor: any concurrent.futures.Executor (e.g. dask's
-    Client.get_executor()); None makes a process_pool() for these runs, with
-    at most one worker per run and one BLAS thread per worker, however few
-    the runs: a run then gives the same numbers whichever call trains it
-    (another thread count may sum in another order). data_dir, split and
+    executor: where the runs train (helpers.pool.executor_for): a Dask
+    scheduler's address ("tcp://HOST:PORT"), any concurrent.futures.Executor,
+    or None for a process pool of at most one worker per run and one BLAS
+    thread per worker, however few the runs: a run then gives the same
+    numbers whichever call trains it (another thread count may sum in
+    another order). data_dir, split and
     n_train choose the data as in helpers.core.data.load_cifar10; each
     worker loads it itself. on_result(config, summary, net) is called in
     this process as each run finishes, so that a caller can keep it (e.g. in
@@ -99,7 +98,7 @@ def train_each(configs, executor=None, data_dir=None, split="report", n_train=No
             on_result(run.config, summary, net)
         bar.update(1)
 
-    with nullcontext(executor) if executor is not None else process_pool(min(len(runs), cores()), 1) as ex, \
+    with executor_for(executor, min(len(runs), cores()), 1) as ex, \
             progress_bar(len(runs), progress, desc="runs", unit="run") as bar:
         run_each(ex, train_seed, runs, keep)
     return [summaries[id(run)] for run in runs]

@@ -37,6 +37,7 @@
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
 FIGURES = None  # folder for figures and comparison rows; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
 CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
+SCHEDULER = None  # Dask scheduler for the runs, "tcp://HOST:PORT"; None: NB_SCHEDULER, else local processes
 
 # %%
 # %matplotlib inline
@@ -46,8 +47,8 @@ from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 from helpers.core.training import TrainConfig
 
-settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
-QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
+settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
+QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler
 
 # %%
 cifar = load_cifar10(split="report", n_train=settings.n_train)
@@ -55,7 +56,7 @@ configs = {
     "no BN": TrainConfig(hidden=(50, 50), batch_norm=False, n_s=settings.n_s),
     "BN": TrainConfig(hidden=(50, 50), batch_norm=True, n_s=settings.n_s),
 }
-runs = cached_seeds(configs, cifar, settings.seeds, CACHE)
+runs = cached_seeds(configs, cifar, settings.seeds, CACHE, SCHEDULER)
 ours = {"three_layer/no_bn": summary.test_accuracies(runs["no BN"]),
         "three_layer/bn": summary.test_accuracies(runs["BN"])}
 

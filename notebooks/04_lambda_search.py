@@ -37,6 +37,7 @@
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
 FIGURES = None  # folder for figures and comparison rows; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
 CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
+SCHEDULER = None  # Dask scheduler for the runs, "tcp://HOST:PORT"; None: NB_SCHEDULER, else local processes
 
 # %%
 # %matplotlib inline
@@ -49,8 +50,8 @@ from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 from helpers.core.training import TrainConfig
 
-settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
-QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
+settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
+QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler
 RUNS_PER_STAGE = 2 if QUICK else 10  # lambdas drawn in each of the three stages
 AVERAGED_SEEDS = 2 if QUICK else 3  # seeds per lambda of the seed-averaged search
 
@@ -63,8 +64,7 @@ config = search.SearchConfig(
     base=replace(search.SearchConfig().base, n_s=settings.n_s),
 )
 out = folder_for("lambda-search", config.to_dict(), cifar, CACHE)
-with search.process_pool() as pool:  # one worker per core; a Dask client's executor works the same
-    found = search.run_search(config, out, pool)
+found = search.run_search(config, out, SCHEDULER, cifar.folder)  # one worker per core, or the Dask cluster
 
 # %%
 fig = plots.search_figure(found)
@@ -86,8 +86,8 @@ summary.search_table(found)
 # %%
 averaged = replace(config, seeds=AVERAGED_SEEDS, coarse=max(1, RUNS_PER_STAGE // AVERAGED_SEEDS),
                    fine=max(1, RUNS_PER_STAGE // AVERAGED_SEEDS))
-with search.process_pool() as pool:
-    found_averaged = search.run_search(averaged, folder_for("lambda-search", averaged.to_dict(), cifar, CACHE), pool)
+found_averaged = search.run_search(averaged, folder_for("lambda-search", averaged.to_dict(), cifar, CACHE),
+                                   SCHEDULER, cifar.folder)
 
 # %%
 fig = plots.search_figure(found_averaged, f"The same search, each lambda judged on {AVERAGED_SEEDS} seeds (bars: ± 1 std)")
@@ -110,7 +110,7 @@ summary.search_comparison({"one seed per lambda": found, f"{AVERAGED_SEEDS} seed
 # %%
 best_lam = found["best"]["lam"]
 final = cached_seeds({f"lambda = {best_lam:.2e}, 3 cycles": TrainConfig(lam=best_lam, cycles=3, n_s=settings.n_s)},
-                     cifar, settings.seeds, CACHE)
+                     cifar, settings.seeds, CACHE, SCHEDULER)
 (final_runs,) = final.values()  # one configuration, over the seeds
 fig = plots.curves_figure({"final model": final_runs},
                           f"The final model: 3-layer [50, 50], BN, the best lambda ({best_lam:.2e}), 3 cycles")

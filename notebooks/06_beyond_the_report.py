@@ -38,6 +38,7 @@
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
 FIGURES = None  # folder for figures; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
 CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
+SCHEDULER = None  # Dask scheduler for the runs, "tcp://HOST:PORT"; None: NB_SCHEDULER, else local processes
 
 # %%
 # %matplotlib inline
@@ -46,14 +47,14 @@ from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 from helpers.core.training import PRESETS, TrainConfig
 
-settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
-QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
+settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
+QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler
 SEEDS = 2 if QUICK else 3  # per row of the ablation
 
 # %%
 cifar = load_cifar10(split="report", n_train=settings.n_train)
 configs = ablation.ablation_configs(TrainConfig(n_s=settings.n_s), ablation.CHANGES)
-runs = ablation.ablation_runs(configs, cifar, SEEDS, CACHE)
+runs = ablation.ablation_runs(configs, cifar, SEEDS, CACHE, SCHEDULER)
 ablation.ablation_table(runs)
 
 # %% [markdown]
@@ -85,7 +86,7 @@ print(ablation.gains_text(runs, ablation.CHANGES))
 # short runs.
 
 # %%
-found = rules.comparison(settings, cifar)
+found = rules.comparison(settings, cifar, SCHEDULER)
 rules.rules_table(found)
 
 # %%

@@ -45,6 +45,7 @@
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
 FIGURES = None  # folder for figures; None: NB_FIGURES_DIR, else figures/ (results/quick/ if QUICK)
 CACHE = None  # folder of finished runs; None: NB_CACHE_DIR, else results/cache/
+SCHEDULER = None  # Dask scheduler for the runs, "tcp://HOST:PORT"; None: NB_SCHEDULER, else local processes
 
 # %%
 # %matplotlib inline
@@ -55,8 +56,8 @@ from helpers.core.data import load_cifar10
 from helpers.core.network import predict_proba
 from helpers.core.training import TrainConfig
 
-settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE)
-QUICK, FIGURES, CACHE = settings.quick, settings.figures, settings.cache
+settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
+QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler
 SEEDS = 2  # per setting of the two sweeps, in both modes
 
 cifar = load_cifar10(split="report", n_train=settings.n_train)
@@ -74,7 +75,7 @@ note = inside.schedule_note(n_train)
 # --sigma 1`; `tests/test_inside.py` checks it).
 
 # %%
-sweep = cached_seeds(inside.sweep_configs(n_train), cifar, SEEDS, CACHE)
+sweep = cached_seeds(inside.sweep_configs(n_train), cifar, SEEDS, CACHE, SCHEDULER)
 fig = inside_plots.sweep_figure(sweep, note)
 plots.save_figure(fig, "07_weight_scale_sweep", FIGURES)
 fig
@@ -97,7 +98,7 @@ print(inside.sweep_text(sweep))
 # (`helpers.experiments.batch_stats_accuracy`).
 
 # %%
-batches = cached_seeds(inside.batch_size_configs(n_train), cifar, SEEDS, CACHE)
+batches = cached_seeds(inside.batch_size_configs(n_train), cifar, SEEDS, CACHE, SCHEDULER)
 fig = inside_plots.batch_size_figure(batches, note)
 plots.save_figure(fig, "07_batch_size", FIGURES)
 fig
@@ -119,7 +120,7 @@ print(inside.batch_size_text(batches))
 # and its network kept only if it reproduces that summary.
 
 # %%
-net, summary = cached_network(TrainConfig(n_s=settings.n_s), cifar, CACHE)
+net, summary = cached_network(TrainConfig(n_s=settings.n_s), cifar, CACHE, SCHEDULER)
 fig = inside_plots.weights_figure(inside.weight_images(net.params["W1"]))
 plots.save_figure(fig, "07_first_layer_weights", FIGURES)
 fig
@@ -154,7 +155,7 @@ fig
 # its own; the y-axes are logarithmic and shared.
 
 # %%
-traced = cached_seeds(inside.layer_stats_configs(n_train), cifar, 1, CACHE)
+traced = cached_seeds(inside.layer_stats_configs(n_train), cifar, 1, CACHE, SCHEDULER)
 three, nine = inside.traced_runs(traced, "3-layer"), inside.traced_runs(traced, "9-layer")
 fig = layer_plots.layer_curves_figure(three, "act_std", f"3-layer: each hidden layer's output std; {note}")
 plots.save_figure(fig, "07_activation_std", FIGURES)

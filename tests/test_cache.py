@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from helpers import seeds
+from helpers import pool, seeds
 from helpers.checkpoint import load_network
 from helpers.report import cache
 from helpers.core.data import load_cifar10
@@ -269,7 +269,7 @@ def test_a_run_on_its_own_is_trained_with_one_blas_thread(cifar, tmp_path, monke
         pools.append((workers, blas_threads))
         return ThreadPoolExecutor(workers)
 
-    monkeypatch.setattr(seeds, "process_pool", recording_pool)
+    monkeypatch.setattr(pool, "process_pool", recording_pool)
     cache.cached_seeds({"run": TINY}, cifar, 1, tmp_path, progress=False)
     cache.cached_network(replace(TINY, seed=5), cifar, tmp_path, progress=False)
     assert pools == [(1, 1), (1, 1)]

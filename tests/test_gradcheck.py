@@ -133,7 +133,7 @@ def test_command_line_gradcheck_of_the_networks_options(cifar_dir, tmp_path, cap
     code = main(["gradcheck", "--data-dir", str(cifar_dir), "--dim", "30", "--n", "20", "--hidden", "10", "10",
                  "--dropout", "0.3", "--bn-after-relu", "--skips", "--json", str(out)])
     assert code == 0
-    assert "dropout 0.3, BN after the ReLU, skips" in capsys.readouterr().out
+    assert "dropout 0.3, bn_after_relu True, skips True" in capsys.readouterr().out
     assert json.loads(out.read_text())["max_relative_error"] <= 1e-7
 
 

@@ -23,6 +23,7 @@ import pytest
 from helpers import search
 from helpers.cli import main
 from helpers.errors import ConfigError, HelpersError
+from helpers.pool import process_pool
 from helpers.search import (
     RESULTS_FILE,
     SUMMARY_FILE,
@@ -30,7 +31,6 @@ from helpers.search import (
     append_line,
     brief,
     plan_stage,
-    process_pool,
     read_lines,
     run_config,
     run_key,
@@ -39,7 +39,7 @@ from helpers.search import (
     searchable,
     stage_range,
 )
-from helpers.core.training import TrainConfig
+from helpers.core.training import TrainConfig, declared, setting
 
 from conftest import write_fake_cifar
 
@@ -524,12 +524,12 @@ def test_every_numeric_field_of_trainconfig_is_searchable_even_one_added_later(m
 
     @dataclass
     class Wider(TrainConfig):
-        dropout_rate: float = 0.0
-        patience: int | None = None
-        note: str = ""
-        shuffle: bool = True
+        dropout_rate: float = setting(0.0, "model", "a rate", at_least=0, below=1)
+        patience: int | None = setting(None, "schedule", "evaluations without progress before stopping")
+        note: str = setting("", "run", "a note", choices=("",))
+        shuffle: bool = setting(True, "run", "shuffle")
 
-    monkeypatch.setattr(search, "TrainConfig", Wider)
+    monkeypatch.setattr(search, "SETTINGS", declared(Wider))  # the declaration searchable() reads
     found = searchable()
     assert found["dropout_rate"] is float and found["patience"] is int
     assert "note" not in found and "shuffle" not in found
@@ -686,12 +686,12 @@ def test_two_processes_appending_at_once_mix_and_lose_no_line(tmp_path):
         ({"value_range": (1e-5, math.inf)}, "finite"),
         ({"value_range": (1e-5,)}, "two finite numbers"),
         ({"scale": "linear", "value_range": (0.1, -0.1)}, "low < high"),
-        ({"scale": "linear", "value_range": (-1e-3, 1e-1)}, "its low end, lam = -0.001: lam .* must be >= 0"),
+        ({"scale": "linear", "value_range": (-1e-3, 1e-1)}, "its low end, lam = -0.001: lam.* must be >= 0"),
         ({"scale": "cubic"}, "scale must be 'log' or 'linear'"),
         ({"param": "eta_min", "value_range": (1e-6, 0.5)}, "its high end, eta_min = 0.5: Need 0 < eta_min"),
-        ({"param": "n_batch", "value_range": (0.4, 50)}, "its low end, n_batch = 0.4: n_batch must be >= 1, got 0"),
+        ({"param": "n_batch", "value_range": (0.4, 50)}, "its low end, n_batch = 0.4: n_batch must be a whole number >= 1, got 0"),
         ({"param": "n_batch", "value_range": (50, 3000)}, r"its high end, n_batch = 3000: .* larger than .* \(2000\)"),
-        ({"param": "width", "value_range": (0.2, 10)}, "hidden width must be a whole number >= 1, got \\[0\\]"),
+        ({"param": "width", "value_range": (0.2, 10)}, "hidden must each be a whole number >= 1, got \\[0\\]"),
         ({"param": "width", "base": TrainConfig(hidden=())}, "width sets the widths .* the network has none"),
         ({"param": "width_scale", "base": TrainConfig(hidden=())}, "width_scale sets the widths"),
         ({"coarse": 0}, "coarse"),

@@ -25,7 +25,7 @@ from helpers.core.data import load_cifar10
 from helpers.core.training import TrainConfig
 from helpers.errors import ConfigError
 from helpers.experiments import run_experiment
-from helpers.search import process_pool
+from helpers.pool import process_pool
 from helpers.seeds import ACCURACIES, run_seeds, seed_statistics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,7 +228,7 @@ def test_run_seeds_refuses_a_bad_number_of_seeds_before_any_work(seeds):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_each_worker_of_a_pool_gets_its_share_of_the_cores_as_blas_threads(workers):
-    from helpers.search import cores
+    from helpers.pool import cores
 
     with process_pool(workers) as pool:
         threads = set(pool.map(blas_threads_of_worker, range(4)))
@@ -236,6 +236,6 @@ def test_each_worker_of_a_pool_gets_its_share_of_the_cores_as_blas_threads(worke
 
 
 def blas_threads_of_worker(_):
-    from helpers.search import blas_threads
+    from helpers.pool import blas_threads
 
     return blas_threads()

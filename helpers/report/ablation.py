@@ -182,12 +182,12 @@ def best_model_runs(settings, cifar, cache_dir):
     In full mode they are read from BEST_MODEL_FILE, which its own command
     makes (the main job could not train them in time). In quick mode the
     best model's settings train for one short cycle on cifar, 2 seeds, so
-    that CI runs the same cells.
+    that CI runs the same cells, on settings.scheduler's cluster if it names one.
     """
     if not settings.quick:
         return read_seed_runs(BEST_MODEL_FILE)
     quick = replace(PRESETS["best"], n_s=settings.n_s, cycles=1)
-    return cached_seeds({"best": quick}, cifar, settings.seeds, cache_dir)["best"]
+    return cached_seeds({"best": quick}, cifar, settings.seeds, cache_dir, settings.scheduler)["best"]
 
 
 def read_seed_runs(path):

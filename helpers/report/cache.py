@@ -202,7 +202,7 @@ def cached_network(config, cifar, cache_dir=DEFAULT_CACHE_DIR, executor=None, pr
     the run's entry, <key>.npz next to <key>.json, and is the very network
     whose summary the entry holds. It is trained the way cached_seeds trains
     every run (helpers.seeds.train_each: a worker process, one BLAS
-    thread), so that a run stored without its network (cached_seeds keeps
+    thread, or a worker of the Dask cluster executor names), so that a run stored without its network (cached_seeds keeps
     summaries only) can be trained again to get it. Its entry is never
     rewritten: the checkpoint is written only if the new training reproduced
     the stored summary, every number but the times. If it did not (other
@@ -268,7 +268,8 @@ def cached_seeds(configs, cifar, seeds, cache_dir=DEFAULT_CACHE_DIR, executor=No
     configs: {label: TrainConfig}; seeds: how many, config.seed,
     config.seed + 1, ... (helpers.seeds.seed_configs). The runs not in the
     cache go all at once to executor (None: a pool of processes, one per
-    core, each with one BLAS thread; see helpers.seeds.train_each), whose
+    core, each with one BLAS thread; a Dask scheduler's address,
+    "tcp://HOST:PORT": that cluster; see helpers.pool.executor_for), whose
     workers load cifar again from its folder. Each run is stored as soon as
     it finishes, so Ctrl-C or a failed run loses none of those finished.
 

@@ -9,9 +9,10 @@ would in JupyterLab (nbclient, with the "python3" kernel of this Python's
 environment, which imports helpers as installed there: `make` installs this
 folder with pip install -e). The notebooks read their settings from the
 environment (helpers.report.settings): NB_QUICK, NB_FIGURES_DIR (where
-figures and rows go) and NB_CACHE_DIR (the cache of finished runs,
-results/cache/ unless told). Finished runs are recalled from the cache;
-delete it to train everything again.
+figures and rows go), NB_CACHE_DIR (the cache of finished runs,
+results/cache/ unless told) and NB_SCHEDULER (a Dask cluster to train the
+runs on, instead of worker processes beside the kernel). Finished runs are
+recalled from the cache; delete it to train everything again.
 
 In full mode, each executed notebook is written back into notebooks/, with
 its outputs, so that a reader sees every figure, table and paragraph without
@@ -44,6 +45,7 @@ from .settings import FIGURES_DIR, REPO, notebook_settings
 from ..core.data import find_batches_dir
 from ..errors import ConfigError, NotebookError
 from ..files import shown_path, write_atomically
+from ..pool import check_scheduler
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -207,20 +209,24 @@ def format_seconds(seconds):
 
 
 def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readme=None,
-               notebooks=None, executed_dir=None, log=print):
+               notebooks=None, executed_dir=None, log=print, scheduler=None):
     """Run the notebooks; write <figures_dir>/summary.md and REPORT.md (report_path); put the headline into readme if given.
 
     figures_dir: figures/ in full mode, results/quick/ in quick mode unless
     given. notebooks: paths, by default every numbered notebook.
     executed_dir: where the executed notebooks go, by default executed_folder().
+    scheduler: a Dask scheduler's address, "tcp://HOST:PORT", whose cluster
+    trains the notebooks' runs (its workers read the data from the path the
+    notebooks load it from); None trains them beside each kernel.
     Returns the text of summary.md.
     """
-    settings = notebook_settings(quick, figures_dir, cache_dir, environ={})
+    settings = notebook_settings(quick, figures_dir, cache_dir, environ={}, scheduler=scheduler)
     figures_dir = settings.figures
     check_output_folder(quick, figures_dir)
     executed_dir = executed_folder(quick, figures_dir) if executed_dir is None else Path(executed_dir)
     env = notebook_env(settings)
     check_kernels_import_this_package(env)
+    check_scheduler(scheduler)
     paths = notebook_paths() if notebooks is None else [Path(p) for p in notebooks]
     writeup.save_data_source(figures_dir, find_batches_dir())
     seconds = {}

@@ -47,6 +47,7 @@ from ..core.data import load_cifar10
 from ..core.training import TrainConfig
 from ..errors import ConfigError, HelpersError
 from ..files import check_writable_file, shown_path, write_json
+from ..pool import executor_for
 from ..search import SearchConfig, run_search
 from .ablation import capitalized, join
 from .cache import DEFAULT_CACHE_DIR, cached_seeds, folder_for
@@ -135,8 +136,9 @@ def run_comparison(cifar, base, values, seeds, cache_dir=DEFAULT_CACHE_DIR, exec
     cifar: the "report" split (the search's workers load that split), whole or
     its first n training images; base: the report's TrainConfig (n_s may be
     shortened for a quick run); values: learning rates per search; seeds:
-    seeds 0 .. seeds - 1 of each best setting and of base; executor: as for
-    run_search and cached_seeds (None: a pool of processes, one per core).
+    seeds 0 .. seeds - 1 of each best setting and of base; executor: where
+    the runs train (helpers.pool.executor_for: None for a pool of processes,
+    one per core; a Dask scheduler's address; or an executor).
     Searches and runs are kept in cache_dir and recalled, not trained again.
 
     Returns {"settings": comparison_settings(...); "searches": {name:
@@ -149,17 +151,19 @@ def run_comparison(cifar, base, values, seeds, cache_dir=DEFAULT_CACHE_DIR, exec
                           f"not {cifar.split!r}.")
     n_train = len(cifar.train.y)
     searches = {}
-    for contender in contenders:
-        config = search_config(contender, base, values, n_train)
-        out = folder_for("rules-search", config.to_dict(), cifar, cache_dir)
-        found = run_search(config, out, executor, data_dir=cifar.folder, progress=progress)
-        searches[contender.name] = {
-            "per_value": [{key: j[key] for key in ("value", "val_accuracy", "val_cost", "test_accuracy")}
-                          for j in found["per_value"]],
-            "best": found["best"]["value"],
-        }
-    configs = {REPORT: base, **{c.name: c.config(base, searches[c.name]["best"]) for c in contenders}}
-    runs = cached_seeds(configs, cifar, seeds, cache_dir, executor, progress)
+    # One pool for every search and seed: its workers load the data once, not once per search.
+    with executor_for(executor) as pool:
+        for contender in contenders:
+            config = search_config(contender, base, values, n_train)
+            out = folder_for("rules-search", config.to_dict(), cifar, cache_dir)
+            found = run_search(config, out, pool, data_dir=cifar.folder, progress=progress)
+            searches[contender.name] = {
+                "per_value": [{key: j[key] for key in ("value", "val_accuracy", "val_cost", "test_accuracy")}
+                              for j in found["per_value"]],
+                "best": found["best"]["value"],
+            }
+        configs = {REPORT: base, **{c.name: c.config(base, searches[c.name]["best"]) for c in contenders}}
+        runs = cached_seeds(configs, cifar, seeds, cache_dir, pool, progress)
     return {"settings": comparison_settings(base, values, seeds, n_train, contenders), "searches": searches,
             "runs": {label: [without_history(run) for run in seeded] for label, seeded in runs.items()}}
 
@@ -198,7 +202,8 @@ def comparison(settings, cifar, executor=None):
 
     settings: helpers.report.settings.NotebookSettings. In quick mode
     QUICK_VALUES learning rates per search and settings.seeds seeds, on the
-    short runs of settings.n_s, cached in settings.cache.
+    short runs of settings.n_s, cached in settings.cache. executor: as for
+    run_comparison (the notebook's SCHEDULER).
     """
     if not settings.quick:
         return read_comparison(RULES_FILE, comparison_settings(TrainConfig(), VALUES, SEEDS, len(cifar.train.y)))

@@ -1,4 +1,4 @@
-"""The settings every notebook shares: quick mode, where figures go, where finished runs are kept.
+"""The settings every notebook shares: quick mode, where figures go, where finished runs are kept, where runs train.
 
 A notebook's cell tagged "parameters" assigns them plainly, None meaning "not
 given", so that a tool like papermill can override them; its next cell calls
@@ -8,8 +8,10 @@ then from the defaults:
     quick     NB_QUICK (1 or 0)   small, fast runs, as in CI; default: no
     figures   NB_FIGURES_DIR      figures and comparison rows; default: figures/, or results/quick/ when quick
     cache     NB_CACHE_DIR        finished runs; default: results/cache/
+    scheduler NB_SCHEDULER        a Dask scheduler, tcp://HOST:PORT, whose cluster trains the runs;
+                                  default: worker processes of the kernel's computer (helpers.pool)
 
-The main job (helpers.report.job) sets the three variables for its kernels
+The main job (helpers.report.job) sets the four variables for its kernels
 with NotebookSettings.environ().
 """
 
@@ -40,6 +42,7 @@ class NotebookSettings:
     quick: bool
     figures: Path
     cache: Path
+    scheduler: str | None = None
 
     @property
     def n_train(self):
@@ -59,11 +62,11 @@ class NotebookSettings:
     def environ(self):
         """The environment variables that give these settings to a notebook's kernel."""
         return {"NB_QUICK": "1" if self.quick else "0", "NB_FIGURES_DIR": str(self.figures),
-                "NB_CACHE_DIR": str(self.cache)}
+                "NB_CACHE_DIR": str(self.cache), "NB_SCHEDULER": self.scheduler or ""}
 
 
-def notebook_settings(quick=None, figures=None, cache=None, environ=os.environ):
-    """The settings given, the rest from environ (NB_QUICK, NB_FIGURES_DIR, NB_CACHE_DIR) or the defaults.
+def notebook_settings(quick=None, figures=None, cache=None, environ=os.environ, scheduler=None):
+    """The settings given, the rest from environ (NB_QUICK, NB_FIGURES_DIR, NB_CACHE_DIR, NB_SCHEDULER) or the defaults.
 
     Folders are made absolute, relative to the current folder: a kernel runs
     in the notebook's folder, the main job wherever it was started.
@@ -72,7 +75,8 @@ def notebook_settings(quick=None, figures=None, cache=None, environ=os.environ):
         quick = parse_flag("NB_QUICK", environ.get("NB_QUICK", ""))
     figures = figures or environ.get("NB_FIGURES_DIR") or (QUICK_FIGURES_DIR if quick else FIGURES_DIR)
     cache = cache or environ.get("NB_CACHE_DIR") or DEFAULT_CACHE_DIR
-    return NotebookSettings(bool(quick), Path(figures).absolute(), Path(cache).absolute())
+    scheduler = scheduler or environ.get("NB_SCHEDULER") or None
+    return NotebookSettings(bool(quick), Path(figures).absolute(), Path(cache).absolute(), scheduler)
 
 
 def parse_flag(name, value):
