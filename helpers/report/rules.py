@@ -182,18 +182,18 @@ def read_comparison(path, expected):
     file stale; any other difference does.
     """
     path = Path(path)
-    remake = f"make it again with `{COMMAND}` ({COST})"
+    command = f"`{COMMAND}` ({COST})"
     try:
         stored = json.loads(path.read_text())
     except FileNotFoundError:
-        raise HelpersError(f"{path} is missing: {remake}.") from None
+        raise HelpersError(f"{path} is missing: make it with {command}.") from None
     have = stored["settings"]
     differ = [key for key in expected if key != "base" and have.get(key) != expected[key]]
     differ += [f"base.{key}" for key in expected["base"]
                if key in have["base"] and have["base"][key] != expected["base"][key]]
     if differ:
         raise HelpersError(f"{path} was made with other settings than the notebook's ({', '.join(differ)} "
-                           f"differ): it is stale; {remake}.")
+                           f"differ): it is stale; make it again with {command}.")
     return stored
 
 
