@@ -24,12 +24,12 @@ with eta_max would make the search one of two settings at once.
 Cost. The full comparison is 7 searches of 6 runs, then 8 settings on 3
 seeds: 66 runs of 9,000 steps (RUNS_FULL). SGD takes the fast path, about
 10 s per run on one core; the other rules take the textbook code, about
-twice as long. The main job cannot add that to
-notebook 06, so `python -m helpers.report.rules` trains it once and writes
-RULES_FILE, which the notebook reads in full mode (as it reads the best
-model, ablation.BEST_MODEL_FILE); the file is refused if the settings it
-was made with are not the notebook's. In quick mode the same code runs on a
-few short runs.
+twice as long. The main job cannot add that to notebook 06, so
+`python -m helpers.report.rules` trains it once and writes RULES_FILE, which
+the notebook reads in full mode (as it reads the best model,
+ablation.BEST_MODEL_FILE); the file is refused if the settings it was made
+with are not the notebook's. In quick mode the same code runs on a few
+short runs.
 """
 
 import argparse
