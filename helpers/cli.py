@@ -10,7 +10,7 @@ exit code 2; Ctrl-C ends with exit code 130.
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +22,24 @@ from .core.network import init_network
 from .core.training import PRESETS, SETTINGS, TrainConfig, check_config, settings_table
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
-from .files import check_writable_file, check_writable_folder, write_json
+from .files import check_output_files, check_writable_folder, write_json, write_outputs
 from .flags import Parser, add_settings, check_flags, given_settings, number, shown
-from .memory import check_memory, memory_needed, parameter_count, training_memory
+from .memory import check_memory, check_training_memory, memory_needed, parameter_count
 from .pool import cores, executor_for
 from .search import (
     RESULTS_FILE,
     SCALES,
-    SUMMARY_FILE,
     WIDTHS,
     SearchConfig,
     check_param,
     check_search_config,
-    field_label,
     run_config,
     run_search,
+    search_text,
     searchable,
     settle,
-    values_label,
 )
-from .seeds import check_seeds, run_seeds
+from .seeds import check_seeds, run_seeds, run_text, spread_text
 
 
 def main(argv=None):
@@ -181,36 +179,6 @@ def add_report_command(sub):
     p.set_defaults(run=run_report_command, parser=p)
 
 
-def check_output_files(args, **sizes):
-    """Refuse the output files args.<flag>, for each flag of sizes, that could not be written once the work is done.
-
-    sizes: the bytes each file will take, if known (else 0).
-    """
-    given = {flag: getattr(args, flag) for flag in sizes if getattr(args, flag)}
-    for flag, path in given.items():
-        check_writable_file(path, f"--{flag}", sizes[flag])
-    if len(given) > len({Path(path).resolve() for path in given.values()}):
-        raise ConfigError(f"{' and '.join(f'--{flag}' for flag in given)} name the same file; give each its own.")
-
-
-def write_outputs(outputs):
-    """Write each (flag, path, write) in turn; one that fails (a full disk) does not stop the others.
-
-    Returns the paths written; raises OutputError naming the outputs that failed.
-    """
-    written, failed = [], []
-    for flag, path, write in outputs:
-        try:
-            write()
-            written.append(path)
-        except OSError as err:
-            failed.append(f"{flag} {path} ({err.strerror or err})")
-    if failed:
-        kept = f"; wrote {', '.join(map(str, written))}" if written else ""
-        raise OutputError(f"could not write {' and '.join(failed)}{kept}. Free some space, or choose another path.")
-    return written
-
-
 # --- download, train, gradcheck ---------------------------------------------------
 
 
@@ -241,11 +209,8 @@ def run_train(args):
     dims = [data.N_FEATURES, *config.hidden, data.N_CLASSES]
     if args.scheduler is None:  # a cluster's memory is its workers', not this computer's
         processes = 1 if args.seeds == 1 else min(args.seeds, args.workers or cores())
-        parts, rows = training_memory(config, data.split_sizes(args.split))
-        check_memory(parts, rows, f"--hidden {shown(config.hidden)} with --n-batch {config.n_batch}"
-                     + (f" in {processes} processes" if processes > 1 else ""),
-                     "Use fewer or narrower hidden layers, or a smaller --n-batch"
-                     + (", or fewer --workers." if processes > 1 else "."), processes=processes)
+        check_training_memory(config, data.split_sizes(args.split), processes, f" with --n-batch {config.n_batch}",
+                              "a smaller --n-batch")
     check_output_files(args, json=0, save=4 * parameter_count(dims, config.batch_norm))  # float32 parameters
     if args.seeds > 1:
         return train_seeds(args, config)
@@ -254,13 +219,7 @@ def run_train(args):
     print(f"training on {len(cifar.train.X)} images from {cifar.folder} (Ctrl-C stops and keeps the result)",
           flush=True)
     summary, result = run_experiment(config, cifar)
-    print(f"trained {summary['steps']} steps in {summary['train_seconds']:.1f} s"
-          f" ({summary['ms_per_step']:.3f} ms/step){' (interrupted)' if summary['interrupted'] else ''}")
-    print(f"test accuracy        {100 * summary['test_accuracy']:.2f} %")
-    print(f"validation accuracy  {100 * summary['val_accuracy']:.2f} %")
-    if summary["ensemble_test_accuracy"] is not None:
-        print(f"ensemble of {summary['snapshots']} snapshots, test accuracy"
-              f" {100 * summary['ensemble_test_accuracy']:.2f} %")
+    print(run_text(summary))
     outputs = []
     if args.json:
         outputs.append(("--json", args.json, lambda: write_json(args.json, summary)))
@@ -269,10 +228,6 @@ def run_train(args):
     for path in write_outputs(outputs):
         print(f"wrote {path}")
     return 0
-
-
-SPREAD_ROWS = (("test_accuracy", "test accuracy"), ("ensemble_test_accuracy", "ensemble test accuracy"),
-               ("val_accuracy", "validation accuracy"))
 
 
 def train_seeds(args, config):
@@ -287,18 +242,7 @@ def train_seeds(args, config):
     print(f"training seeds {config.seed} to {last} on {where} (Ctrl-C stops them all and keeps none)", flush=True)
     with executor_for(args.scheduler, workers) as executor:
         results = run_seeds(config, args.seeds, executor, args.data_dir, args.split)
-    stats = results["statistics"]
-    print(f"over {args.seeds} seeds (std: the sample standard deviation, ddof=1)")
-    print(f"{'':24}{'mean ± std':>16}  {'min':>9}  {'max':>9}")
-    for key, label in SPREAD_ROWS:
-        s = stats[key]
-        print(f"{label:24}{100 * s['mean']:6.2f} ± {100 * s['std']:5.2f} %  {100 * s['min']:7.2f} %"
-              f"  {100 * s['max']:7.2f} %")
-    for seed, summary in zip(results["seeds"], results["summaries"]):
-        print(f"seed {seed}: test {100 * summary['test_accuracy']:.2f} %,"
-              f" ensemble {100 * summary['ensemble_test_accuracy']:.2f} %,"
-              f" validation {100 * summary['val_accuracy']:.2f} %;"
-              f" {summary['steps']} steps in {summary['train_seconds']:.1f} s")
+    print(spread_text(results))
     if args.json:
         for path in write_outputs([("--json", args.json, lambda: write_json(args.json, results))]):
             print(f"wrote {path}")
@@ -375,20 +319,9 @@ def search_settings(args):
         if args.param != "lam":
             raise ConfigError(f"{args.param} has no default range: give one with --range LOW HIGH.")
         value_range = defaults.value_range
-    config = SearchConfig(
-        param=args.param,
-        scale=args.scale,
-        value_range=tuple(value_range),
-        coarse=args.coarse,
-        fine=args.fine,
-        stages=args.stages,
-        shrink=args.shrink,
-        cycles=args.cycles,
-        seed=args.seed,
-        seeds=args.seeds,
-        base=base,
-        n_train=args.n_train,
-    )
+    # SearchConfig's fields have flags of the same names (and value_range, base, given above).
+    given = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if f.name in vars(args)}
+    config = SearchConfig(**given, value_range=tuple(value_range), base=base)
     check_search_config(config)  # its refusal() of the range's ends checks the seed, too
     n_images = data.split_sizes("report")[0]
     if config.n_train is not None and config.n_train > n_images:
@@ -405,11 +338,8 @@ def run_search_command(args):
         # At both ends of the range: a width, n_batch or cycles searched takes the most memory at one of them.
         for value in config.value_range:
             run = run_config(config, settle(config, value), config.seed)
-            parts, rows = training_memory(run, data.split_sizes("report", config.n_train))
-            network = f"--hidden {shown(run.hidden)}" if config.param not in WIDTHS else \
-                f"--param {config.param} at {value:g} (hidden widths {shown(run.hidden)})"
-            check_memory(parts, rows, f"{network} with {workers} workers",
-                         "Use fewer or narrower hidden layers, or fewer --workers.", processes=workers)
+            network = "" if config.param not in WIDTHS else f" (--param {config.param} at {value:g})"
+            check_training_memory(run, data.split_sizes("report", config.n_train), workers, network, None)
     check_writable_folder(args.out, "--out")
 
     try:
@@ -420,31 +350,8 @@ def run_search_command(args):
             f"the search stopped: {err}. The runs finished so far are kept in {Path(args.out) / RESULTS_FILE}:"
             " fix the cause (a full disk?) and run the same command again to train only the others."
         ) from err
-    name, values, seeds = field_label(config.param), values_label(config.param), config.seeds
-    if seeds > 1:
-        print(f"each {name} judged on the mean of {seeds} seeds ({config.seed} to {config.seed + seeds - 1});"
-              " ± is their sample standard deviation (ddof=1)")
-    for s in summary["stages"]:
-        low, high = s["range"]
-        best = s["best"]
-        drawn = len(s["values"])
-        runs = f"{drawn} runs" if seeds == 1 else f"{drawn * seeds} runs ({drawn} {values} x {seeds} seeds)"
-        print(f"stage {s['stage']}: {runs}, {name} in [{low:.3g}, {high:.3g}]:"
-              f" best {name} {best['value']:.4g} (validation accuracy {mean_and_std(best)})")
-    best = summary["best"]
-    means = "" if seeds == 1 else f" (means over {seeds} seeds)"
-    print(f"best {name} {best['value']:.4g}: validation accuracy {mean_and_std(best)},"
-          f" test accuracy {100 * best['test_accuracy']:.2f} %{means}")
-    print(f"trained {summary['trained']} runs, reused {summary['reused']};"
-          f" summary in {Path(args.out) / SUMMARY_FILE}")
+    print(search_text(config, summary, args.out))
     return 0
-
-
-def mean_and_std(judged):
-    """A judged value's validation accuracy (helpers.search.brief): "54.12 %", or "54.12 ± 0.40 %" over seeds."""
-    if judged["val_accuracy_std"] is None:
-        return f"{100 * judged['val_accuracy']:.2f} %"
-    return f"{100 * judged['val_accuracy']:.2f} ± {100 * judged['val_accuracy_std']:.2f} %"
 
 
 # --- report ------------------------------------------------------------------------
@@ -453,25 +360,6 @@ def mean_and_std(judged):
 def run_report_command(args):
     # Imported only here: nbclient and nbformat take seconds to import, which the other commands need not wait.
     from .report import job
-    from .report.settings import notebook_settings
 
-    settings = notebook_settings(args.quick, args.figures_dir, args.cache_dir, environ={}, scheduler=args.scheduler)
-    figures_dir, cache_dir = settings.figures, settings.cache
-    job.check_output_folder(args.quick, figures_dir)
-    # The README's headline links REPORT.md: both are rewritten only by a full run into figures/.
-    writes_back = job.executed_folder(args.quick, figures_dir) == job.NOTEBOOKS_DIR
-    readme = job.REPO / "README.md" if writes_back and not args.no_readme else None
-    notebooks = [job.find_notebook(name) for name in args.notebooks] or None
-    check_writable_folder(figures_dir, "--figures-dir")
-    check_writable_folder(cache_dir, "--cache-dir")
-    check_writable_folder(job.executed_folder(args.quick, figures_dir), "the executed notebooks' folder")
-    if readme is not None:
-        check_writable_file(readme, "README.md (--no-readme leaves it alone)")
-    data.find_batches_dir()  # every notebook reads CIFAR-10: say now, not in the first notebook, if it is missing
-
-    try:
-        job.run_report(args.quick, figures_dir, cache_dir, readme, notebooks, scheduler=settings.scheduler)
-    except OSError as err:
-        raise OutputError(f"the main job stopped: {err}. Fix the cause (a full disk?) and run it again:"
-                          " the cache recalls every run already finished.") from err
+    job.run_command(args.quick, args.figures_dir, args.cache_dir, args.no_readme, args.notebooks, args.scheduler)
     return 0

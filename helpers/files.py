@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,3 +114,33 @@ def _check_folder(folder, flag, size, target):
             f"{flag}: {target} needs about {size / 1e6:,.0f} MB, but {existing} has only {free / 1e6:,.0f} MB free."
             " Free some space or choose another folder."
         )
+
+
+def check_output_files(args, **sizes):
+    """Refuse the output files args.<flag>, for each flag of sizes, that could not be written once the work is done.
+
+    sizes: the bytes each file will take, if known (else 0).
+    """
+    given = {flag: getattr(args, flag) for flag in sizes if getattr(args, flag)}
+    for flag, path in given.items():
+        check_writable_file(path, f"--{flag}", sizes[flag])
+    if len(given) > len({Path(path).resolve() for path in given.values()}):
+        raise ConfigError(f"{' and '.join(f'--{flag}' for flag in given)} name the same file; give each its own.")
+
+
+def write_outputs(outputs):
+    """Write each (flag, path, write) in turn; one that fails (a full disk) does not stop the others.
+
+    Returns the paths written; raises OutputError naming the outputs that failed.
+    """
+    written, failed = [], []
+    for flag, path, write in outputs:
+        try:
+            write()
+            written.append(path)
+        except OSError as err:
+            failed.append(f"{flag} {path} ({err.strerror or err})")
+    if failed:
+        kept = f"; wrote {', '.join(map(str, written))}" if written else ""
+        raise OutputError(f"could not write {' and '.join(failed)}{kept}. Free some space, or choose another path.")
+    return written

@@ -14,6 +14,7 @@ import numpy as np
 from .core import data
 from .core.network import EVAL_CHUNK
 from .errors import ConfigError
+from .flags import shown
 
 
 def parameter_count(dims, batch_norm):
@@ -51,6 +52,18 @@ def training_memory(config, sizes):
     dims = [data.N_FEATURES, *config.hidden, data.N_CLASSES]
     return memory_needed(dims, config.batch_norm, itemsize=4, copies=2 + config.cycles, rows=rows,
                          images=sum(sizes)), rows
+
+
+def check_training_memory(config, sizes, processes, flags, advice):
+    """Refuse training config (a TrainConfig) on a split of sizes in each of processes if it cannot fit.
+
+    flags: how the command line asked for more than --hidden, e.g. " with
+    --n-batch 100"; advice: what else could be made smaller, or None.
+    """
+    parts, rows = training_memory(config, sizes)
+    what = f"--hidden {shown(config.hidden)}{flags}" + (f" in {processes} processes" if processes > 1 else "")
+    tips = ["fewer or narrower hidden layers", *([advice] if advice else []), *(["fewer --workers"] if processes > 1 else [])]
+    check_memory(parts, rows, what, f"Use {', or '.join(tips)}.", processes)
 
 
 def machine_memory():

@@ -561,3 +561,32 @@ def read_lines(path):
             ) from err
     return objects
 
+
+
+def search_text(config, summary, out_dir):
+    """What the search command prints of run_search's summary: each stage's best, the best of all, the runs."""
+    name, values, seeds = field_label(config.param), values_label(config.param), config.seeds
+    lines = []
+    if seeds > 1:
+        lines.append(f"each {name} judged on the mean of {seeds} seeds ({config.seed} to {config.seed + seeds - 1});"
+                     " ± is their sample standard deviation (ddof=1)")
+    for s in summary["stages"]:
+        low, high = s["range"]
+        drawn = len(s["values"])
+        runs = f"{drawn} runs" if seeds == 1 else f"{drawn * seeds} runs ({drawn} {values} x {seeds} seeds)"
+        lines.append(f"stage {s['stage']}: {runs}, {name} in [{low:.3g}, {high:.3g}]:"
+                     f" best {name} {s['best']['value']:.4g} (validation accuracy {mean_and_std(s['best'])})")
+    best = summary["best"]
+    means = "" if seeds == 1 else f" (means over {seeds} seeds)"
+    lines.append(f"best {name} {best['value']:.4g}: validation accuracy {mean_and_std(best)},"
+                 f" test accuracy {100 * best['test_accuracy']:.2f} %{means}")
+    lines.append(f"trained {summary['trained']} runs, reused {summary['reused']};"
+                 f" summary in {Path(out_dir) / SUMMARY_FILE}")
+    return "\n".join(lines)
+
+
+def mean_and_std(judged):
+    """A judged value's validation accuracy (see brief): "54.12 %", or "54.12 ± 0.40 %" over seeds."""
+    if judged["val_accuracy_std"] is None:
+        return f"{100 * judged['val_accuracy']:.2f} %"
+    return f"{100 * judged['val_accuracy']:.2f} ± {100 * judged['val_accuracy_std']:.2f} %"

@@ -144,3 +144,36 @@ def seed_statistics(summaries):
             "values": values.tolist(),
         }
     return statistics
+
+
+def run_text(summary):
+    """What `train` prints of one run's summary (helpers.experiments.summarize): its steps and accuracies."""
+    lines = [f"trained {summary['steps']} steps in {summary['train_seconds']:.1f} s"
+             f" ({summary['ms_per_step']:.3f} ms/step){' (interrupted)' if summary['interrupted'] else ''}",
+             f"test accuracy        {100 * summary['test_accuracy']:.2f} %",
+             f"validation accuracy  {100 * summary['val_accuracy']:.2f} %"]
+    if summary["ensemble_test_accuracy"] is not None:
+        lines.append(f"ensemble of {summary['snapshots']} snapshots, test accuracy"
+                     f" {100 * summary['ensemble_test_accuracy']:.2f} %")
+    return "\n".join(lines)
+
+
+SPREAD_ROWS = (("test_accuracy", "test accuracy"), ("ensemble_test_accuracy", "ensemble test accuracy"),
+               ("val_accuracy", "validation accuracy"))
+
+
+def spread_text(results):
+    """What `train --seeds N` prints of run_seeds' results: the spread of each accuracy, then every seed's run."""
+    seeds = len(results["seeds"])
+    lines = [f"over {seeds} seeds (std: the sample standard deviation, ddof=1)",
+             f"{'':24}{'mean ± std':>16}  {'min':>9}  {'max':>9}"]
+    for key, label in SPREAD_ROWS:
+        s = results["statistics"][key]
+        lines.append(f"{label:24}{100 * s['mean']:6.2f} ± {100 * s['std']:5.2f} %  {100 * s['min']:7.2f} %"
+                     f"  {100 * s['max']:7.2f} %")
+    for seed, summary in zip(results["seeds"], results["summaries"]):
+        lines.append(f"seed {seed}: test {100 * summary['test_accuracy']:.2f} %,"
+                     f" ensemble {100 * summary['ensemble_test_accuracy']:.2f} %,"
+                     f" validation {100 * summary['val_accuracy']:.2f} %;"
+                     f" {summary['steps']} steps in {summary['train_seconds']:.1f} s")
+    return "\n".join(lines)

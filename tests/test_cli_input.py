@@ -135,7 +135,7 @@ BAD = {
         (["--scale", "cubic"], "--scale"),
         (["--param", "eta_min", "--range", "1e-6", "0.5"], "eta_min = 0.5"),
         (["--param", "n_batch", "--range", "0.2", "100"], "n_batch = 0.2"),
-        (["--param", "width", "--range", "10", "100000"], "--param width at 100000 (hidden widths 100000 100000)"),
+        (["--param", "width", "--range", "10", "100000"], "--hidden 100000 100000 (--param width at 100000)"),
         (["--param", "eta_max", "--range", "1e-3", "1e-1", "--workers", "0"], "--workers"),
         (["--param", "eta_max", "--range", "1e-3", "1e-1", "--cycles", "0"], "--cycles"),
         (["--coarse", "0"], "--coarse"),

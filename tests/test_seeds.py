@@ -26,7 +26,7 @@ from helpers.core.training import TrainConfig
 from helpers.errors import ConfigError
 from helpers.experiments import run_experiment
 from helpers.pool import process_pool
-from helpers.seeds import ACCURACIES, run_seeds, seed_statistics
+from helpers.seeds import ACCURACIES, SPREAD_ROWS, run_seeds, seed_statistics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def test_the_command_line_prints_the_spread_and_writes_every_seed(reference, fak
     stats = reference["statistics"]
     assert "training seeds 3 to 5 on 2 worker processes" in printed
     assert "over 3 seeds (std: the sample standard deviation, ddof=1)" in printed
-    for key, label in cli.SPREAD_ROWS:
+    for key, label in SPREAD_ROWS:
         s = stats[key]
         row = f"{label:24}{100 * s['mean']:6.2f} ± {100 * s['std']:5.2f} %  {100 * s['min']:7.2f} %"
         assert row in printed

@@ -43,8 +43,8 @@ from . import summary, writeup
 from .cache import DEFAULT_CACHE_DIR
 from .settings import FIGURES_DIR, REPO, notebook_settings
 from ..core.data import find_batches_dir
-from ..errors import ConfigError, NotebookError
-from ..files import shown_path, write_atomically
+from ..errors import ConfigError, NotebookError, OutputError
+from ..files import check_writable_file, check_writable_folder, shown_path, write_atomically
 from ..pool import check_scheduler
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -249,3 +249,28 @@ def run_report(quick=False, figures_dir=None, cache_dir=DEFAULT_CACHE_DIR, readm
     log(f"summary in {figures_dir / 'summary.md'}, the report in {report}; "
         f"total {format_seconds(sum(seconds.values()))}")
     return text
+
+
+def run_command(quick, figures_dir, cache_dir, no_readme, names, scheduler):
+    """`python -m helpers report`: every folder and file it will write checked first, then run_report.
+
+    names: the notebooks asked for (see find_notebook), or none for all.
+    The README is rewritten only by a full run into figures/ (not with
+    no_readme), as its headline links REPORT.md.
+    """
+    settings = notebook_settings(quick, figures_dir, cache_dir, environ={}, scheduler=scheduler)
+    check_output_folder(quick, settings.figures)
+    writes_back = executed_folder(quick, settings.figures) == NOTEBOOKS_DIR
+    readme = REPO / "README.md" if writes_back and not no_readme else None
+    notebooks = [find_notebook(name) for name in names] or None
+    check_writable_folder(settings.figures, "--figures-dir")
+    check_writable_folder(settings.cache, "--cache-dir")
+    check_writable_folder(executed_folder(quick, settings.figures), "the executed notebooks' folder")
+    if readme is not None:
+        check_writable_file(readme, "README.md (--no-readme leaves it alone)")
+    find_batches_dir()  # every notebook reads CIFAR-10: say now, not in the first notebook, if it is missing
+    try:
+        run_report(quick, settings.figures, settings.cache, readme, notebooks, scheduler=settings.scheduler)
+    except OSError as err:
+        raise OutputError(f"the main job stopped: {err}. Fix the cause (a full disk?) and run it again:"
+                          " the cache recalls every run already finished.") from err
