@@ -26,7 +26,7 @@ FIGURES = {
     "03_nine_layer": ["03_nine_layer_curves"],
     "04_lambda_search": ["04_lambda_search", "04_lambda_search_averaged", "04_final_model_curves"],
     "05_init_sensitivity": ["05_init_sensitivity"],
-    "06_beyond_the_report": ["06_best_model_curves"],
+    "06_beyond_the_report": ["06_best_model_curves", "06_rules"],
     "07_inside_batch_norm": ["07_weight_scale_sweep", "07_batch_size", "07_first_layer_weights",
                              "07_confusion_matrix", "07_confident_mistakes", "07_activation_std",
                              "07_gradient_norm", "07_nine_layer_activation_std", "07_nine_layer_gradient_norm",
@@ -179,6 +179,18 @@ def test_the_ablation_has_its_rows_and_the_paragraph_written_from_them(quick_run
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2 + 14  # header, rule, 14 runs
     (text,) = [o["text"] for o in outputs if o.output_type == "stream" and "All the changes together" in o["text"]]
     assert "points over the base" in text
+
+
+def test_the_rules_comparison_has_every_rule_and_schedule_and_the_paragraph_written_from_it(quick_run):
+    root, _ = quick_run
+    executed = nbformat.read(root / "executed" / "06_beyond_the_report.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    (table,) = [text for text in markdown if "| update rule + schedule |" in text]
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2 + 8  # header, rule, 8 rows
+    streams = [o["text"] for o in outputs if o.output_type == "stream"]
+    (text,) = [text for text in streams if "Each at its own best learning rate" in text]
+    assert re.search(r"So the report's (plain SGD with cyclical rates was as good|choice was not the best)", text)
 
 
 def test_the_inside_notebook_writes_each_conclusion_from_its_tables(quick_run):
