@@ -22,9 +22,9 @@ from .core.training import PRESETS, SETTINGS, TrainConfig, check_config, new_net
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
 from .files import check_output_files, check_writable_folder, write_json, write_outputs
-from .flags import Parser, add_settings, check_flags, given_settings, number, shown
-from .memory import check_memory, check_training_memory, memory_needed, parameter_count
-from .pool import cores, executor_for
+from .flags import Parser, add_settings, check_flags, given_settings, number
+from .memory import check_gradcheck_memory, check_training_memory, parameter_count
+from .pool import check_workers, cores, executor_for
 from .search import (
     RESULTS_FILE,
     SCALES,
@@ -152,11 +152,6 @@ def add_executor_args(p, what):
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help=f"run the {what} on this Dask cluster instead")
 
 
-def check_workers(workers):
-    if workers is not None and workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}.")
-
-
 def add_report_command(sub):
     p = sub.add_parser(
         "report", help="the main job: run every notebook headless, gather the results summary",
@@ -265,11 +260,7 @@ def gradcheck_settings(args):
 def run_gradcheck(args):
     config = check_flags(args, gradcheck_settings)
     dims = [args.dim, *config.hidden, data.N_CLASSES]
-    # In float64: the network, the check's two copies of it, and the analytic and numerical gradients.
-    parts = memory_needed(dims, config.norm, itemsize=8, copies=5, rows=args.n,
-                          images=sum(data.split_sizes("small")))
-    check_memory(parts, args.n, f"--hidden {shown(config.hidden)} with --dim {args.dim} and --n {args.n}",
-                 "Use fewer or narrower hidden layers, or a smaller --dim or --n.")
+    check_gradcheck_memory(config, dims, args.n, f" with --dim {args.dim} and --n {args.n}", "a smaller --dim or --n")
     check_output_files(args, json=0)
 
     cifar = data.load_cifar10(args.data_dir, split="small")
@@ -286,13 +277,8 @@ def run_gradcheck(args):
     print(error_table(report["errors"]))
     print(f"max relative error {report['max_relative_error']:.2e}; {total:.2f} s")
     if args.json:
-        results = {
-            "max_relative_error": report["max_relative_error"],
-            "errors": report["errors"],
-            "seconds": total,
-            "config": {**network, "dim": args.dim, "n": args.n, "method": args.method, "h": args.h,
-                       "data_dir": args.data_dir},
-        }
+        results = {"max_relative_error": report["max_relative_error"], "errors": report["errors"], "seconds": total,
+                   "config": {**network, **{name: getattr(args, name) for name in ("dim", "n", "method", "h", "data_dir")}}}
         write_outputs([("--json", args.json, lambda: write_json(args.json, results))])
     return 0
 

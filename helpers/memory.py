@@ -69,6 +69,16 @@ def check_training_memory(config, sizes, processes, flags, advice):
     check_memory(parts, rows, what, f"Use {', or '.join(tips)}.", processes)
 
 
+def check_gradcheck_memory(config, dims, n, flags, advice):
+    """Refuse a gradient check of config's network of dims on n images if it cannot fit (see check_training_memory).
+
+    In float64: the network, the check's two copies of it, and the analytic
+    and numerical gradients; the small split's images.
+    """
+    parts = memory_needed(dims, config.norm, itemsize=8, copies=5, rows=n, images=sum(data.split_sizes("small")))
+    check_memory(parts, n, f"--hidden {shown(config.hidden)}{flags}", f"Use fewer or narrower hidden layers, or {advice}.")
+
+
 def machine_memory():
     """The bytes of memory this process can have: the machine's, or its container's limit if lower.
 

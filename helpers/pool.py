@@ -90,6 +90,12 @@ def cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def check_workers(workers):
+    """Refuse a number of local worker processes below one (None: one per core)."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}.")
+
+
 def process_pool(workers=None, blas_threads=None):
     """A pool of `workers` processes (default: one per core), each limited to blas_threads BLAS threads.
 
