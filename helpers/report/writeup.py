@@ -132,6 +132,7 @@ def inside_results(sweep, batches, matrix, class_names, traced):
     return {
         "sweep_text": inside.sweep_text(sweep),
         "batch_size_text": inside.batch_size_text(batches),
+        "layer_norm_text": inside.layer_norm_text(batches),
         "confusion_text": inside.confusion_text(matrix, class_names),
         "why_text": inside.why_text(traced, sigma=1e-3),
     }
@@ -287,10 +288,15 @@ def ablation_closing(results):
 
 
 def inside_closing(results):
-    """Notebook 07's closing paragraph: the conclusions of its four studies, as each section wrote them."""
+    """Notebook 07's closing paragraph: the conclusions of its four studies, as each section wrote them.
+
+    The batch-size study gives two: each network's best n_batch with BN's test-time statistics, and
+    whether layer normalization keeps its accuracy where BN loses it (inside.layer_norm_text).
+    """
     return Markdown("**What this notebook found.**\n\n" + "\n".join([
         f"- **The weight-scale sweep.** {results['sweep_text']}",
-        f"- **BN and the batch size.** {results['batch_size_text']}",
+        f"- **BN, LN and the batch size.** {results['batch_size_text']}",
+        f"- **Does LN keep its accuracy where BN loses it?** {results['layer_norm_text']}",
         f"- **The report's 3-layer BN network, seed 0.** {results['confusion_text']}",
         f"- **Why a small sigma can stall training without BN.** {results['why_text']}",
     ]))
