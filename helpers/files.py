@@ -10,8 +10,12 @@ process is killed or the disk fills up midway.
 check_writable_file and check_writable_folder say, before any work starts,
 whether a path given for the results can be written at all: a run of an
 hour must not be lost to a typo in an output path.
+
+append_line and read_lines keep a JSON-lines file that several processes
+append to (the search's runs.jsonl): whole lines only, never mixed.
 """
 
+import fcntl
 import json
 import os
 import secrets
@@ -19,7 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, HelpersError, OutputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -144,3 +148,49 @@ def write_outputs(outputs):
         kept = f"; wrote {', '.join(map(str, written))}" if written else ""
         raise OutputError(f"could not write {' and '.join(failed)}{kept}. Free some space, or choose another path.")
     return written
+
+
+def append_line(path, obj):
+    """Append obj to path as one JSON line, whole, even with several writers or a crash.
+
+    A writer holds an exclusive lock (flock) on the file while it writes, so
+    lines from two processes never mix. A writer killed mid-line leaves a last
+    line without its newline; the next writer cuts it off before appending
+    (read_lines ignores it meanwhile). fsync: once this returns, the line
+    survives a crash of the machine too.
+    """
+    line = (json.dumps(obj) + "\n").encode()
+    with open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file is closed
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                f.seek(0)
+                f.truncate(f.read().rfind(b"\n") + 1)
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_lines(path):
+    """The JSON objects of the whole lines of path; [] if it does not exist.
+
+    A last line without its newline is a write cut short (see append_line)
+    and is ignored. A whole line that is not JSON raises HelpersError.
+    """
+    try:
+        content = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    *lines, _torn_or_empty = content.split(b"\n")
+    objects = []
+    for number, line in enumerate(lines, 1):
+        try:
+            objects.append(json.loads(line))
+        except ValueError as err:
+            raise HelpersError(
+                f"{path}, line {number}, is not a JSON record ({err}); the file was damaged "
+                "by something other than the code that appends to it. Delete that line, or move the file away to start afresh."
+            ) from err
+    return objects

@@ -57,7 +57,6 @@ reuses the runs recorded there, matched by their full training configuration
 every value judged and the best value of each stage.
 """
 
-import fcntl
 import json
 import math
 import os
@@ -66,8 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, HelpersError
-from .files import write_json
+from .errors import ConfigError
+from .files import append_line, read_lines, write_json
 from .pool import blas_threads, executor_for, experiment_in_worker, run_each
 from .progress import progress_bar
 from .core.training import SETTINGS, TrainConfig, check_config
@@ -514,53 +513,6 @@ def neutral_summary(summary):
         neutral["stages"] = [{**s, "range": s["lam_range"], "values": s["lams"], "best": valued(s["best"])}
                              for s in summary["stages"]]
     return neutral
-
-
-def append_line(path, obj):
-    """Append obj to path as one JSON line, whole, even with several writers or a crash.
-
-    A writer holds an exclusive lock (flock) on the file while it writes, so
-    lines from two processes never mix. A writer killed mid-line leaves a last
-    line without its newline; the next writer cuts it off before appending
-    (read_lines ignores it meanwhile). fsync: once this returns, the line
-    survives a crash of the machine too.
-    """
-    line = (json.dumps(obj) + "\n").encode()
-    with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file is closed
-        size = f.seek(0, os.SEEK_END)
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":
-                f.seek(0)
-                f.truncate(f.read().rfind(b"\n") + 1)
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_lines(path):
-    """The JSON objects of the whole lines of path; [] if it does not exist.
-
-    A last line without its newline is a write cut short (see append_line)
-    and is ignored. A whole line that is not JSON raises HelpersError.
-    """
-    try:
-        content = Path(path).read_bytes()
-    except FileNotFoundError:
-        return []
-    *lines, _torn_or_empty = content.split(b"\n")
-    objects = []
-    for number, line in enumerate(lines, 1):
-        try:
-            objects.append(json.loads(line))
-        except ValueError as err:
-            raise HelpersError(
-                f"{path}, line {number}, is not a JSON record ({err}); the file was damaged "
-                "by something other than the search. Delete that line, or move the file away to start afresh."
-            ) from err
-    return objects
-
 
 
 def search_text(config, summary, out_dir):

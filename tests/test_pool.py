@@ -24,19 +24,12 @@ from helpers.core.data import load_cifar10
 from helpers.core.training import TrainConfig
 from helpers.errors import ConfigError
 from helpers.report import cache, job
+from helpers.report.cache import without_times
 from helpers.report.settings import notebook_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DASK = Path(sys.executable).parent / "dask"
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=5, cycles=1, evals_per_cycle=1)
-TIMES = ("train_seconds", "ms_per_step")
-"""The keys of a summary that measure time, and so differ between two trainings of one run."""
-
-
-def without_times(summary):
-    return {key: value for key, value in summary.items() if key not in TIMES}
-
-
 @pytest.fixture(scope="module")
 def fake_dir(tmp_path_factory):
     return write_fake_cifar(tmp_path_factory.mktemp("data"), n_per_batch=100)

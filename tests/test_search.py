@@ -24,14 +24,13 @@ from helpers import search
 from helpers.cli import main
 from helpers.errors import ConfigError, HelpersError
 from helpers.pool import process_pool
+from helpers.files import append_line, read_lines
 from helpers.search import (
     RESULTS_FILE,
     SUMMARY_FILE,
     SearchConfig,
-    append_line,
     brief,
     plan_stage,
-    read_lines,
     run_config,
     run_key,
     run_search,

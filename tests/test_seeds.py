@@ -24,6 +24,7 @@ from helpers.core import data
 from helpers.core.data import load_cifar10
 from helpers.core.training import TrainConfig
 from helpers.errors import ConfigError
+from helpers.report.cache import without_times
 from helpers.experiments import run_experiment
 from helpers.pool import process_pool
 from helpers.seeds import ACCURACIES, SPREAD_ROWS, run_seeds, seed_statistics
@@ -33,14 +34,6 @@ REPO = Path(__file__).resolve().parent.parent
 # What the command line below trains: --hidden 8 --n-batch 10 --n-s 5 --cycles 1 --seed 3.
 CONFIG = TrainConfig(hidden=(8,), n_batch=10, n_s=5, cycles=1, seed=3)
 FLAGS = ["--split", "small", "--hidden", "8", "--n-batch", "10", "--n-s", "5", "--cycles", "1", "--seed", "3"]
-TIMES = ("train_seconds", "ms_per_step")
-"""The keys of a summary that measure time, and so differ between two runs of the same seed."""
-
-
-def without_times(summary):
-    return {k: v for k, v in summary.items() if k not in TIMES}
-
-
 @pytest.fixture(scope="module")
 def fake_dir(tmp_path_factory):
     """A fake CIFAR-10 of 100 images per batch: enough for the seeds' accuracies to differ."""

@@ -166,8 +166,11 @@ def small_input(n=5, d=3, seed=0):
     return S, gamma, beta, rng.standard_normal((n, d))
 
 
-def numerical_gradients(S, gamma, beta, dout, h=DEFAULT_H):
+def numerical_gradients(S, gamma, beta, dout, h=DEFAULT_H, forward=batchnorm_forward):
     """Centered differences of f = sum(dout * BN(S)) for every entry of S, gamma and beta.
+
+    forward: the layer's forward pass, batchnorm_forward or another of the
+    same signature (layers.layernorm_forward).
 
     The gradient of f is what a backward pass returns for dout: dout plays
     the part of the gradient arriving from the layers above.
@@ -176,7 +179,7 @@ def numerical_gradients(S, gamma, beta, dout, h=DEFAULT_H):
     inputs = {"S": S.copy(), "gamma": gamma.copy(), "beta": beta.copy()}
 
     def f():
-        S_tilde, _ = batchnorm_forward(inputs["S"], inputs["gamma"], inputs["beta"])
+        S_tilde, _ = forward(inputs["S"], inputs["gamma"], inputs["beta"])
         return np.sum(dout * S_tilde)
 
     grads = {}
