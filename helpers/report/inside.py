@@ -30,7 +30,7 @@ the measured runs, so that no number in the notebook is typed in by hand.
 import numpy as np
 
 from ..core.augment import CHANNELS, SIDE
-from ..core.network import NORM_LABELS, NORMS
+from ..core.network import NORMS
 from ..core.training import TrainConfig
 from .summary import format_spread
 from .tables import Table
@@ -155,26 +155,25 @@ def sweep_text(runs):
 NETWORK_NAMES = {"none": "the network without normalization", "batch": "the BN network", "layer": "the LN network"}
 """How the batch-size study's sentences name the network of each normalization."""
 REPORT_N_BATCH = TrainConfig().n_batch
-"""The report's batch size, where the layer_norm_text compares LN with BN beside the smallest batch."""
+"""The report's batch size, where layer_norm_text compares LN with BN beside the smallest batch."""
 
 
 def batch_size_rows(runs):
     """Per n_batch: {"n_batch", "steps", each norm of runs, "batch_stats", "gap"}, each accuracy (seeds,) fractions.
 
-    runs: {(n_batch, norm): [summary] * seeds}, as from batch_size_configs;
-    each norm ("none", "batch", "layer") gives the test accuracies of its
-    network. batch_stats: the BN network's test accuracy with each test
+    runs: {(n_batch, norm): [summary] * seeds}, as from batch_size_configs,
+    every norm of NORMS at every n_batch; each norm gives the test accuracies
+    of its network. batch_stats: the BN network's test accuracy with each test
     batch's own statistics; gap: per seed, that minus its accuracy with the
     running averages.
     """
-    norms = [norm for norm in NORMS if any(key[1] == norm for key in runs)]
     rows = []
     for n_batch in dict.fromkeys(n for n, _ in runs):
         bn = runs[n_batch, "batch"]
         rows.append({
             "n_batch": n_batch,
             "steps": bn[0]["steps"],
-            **{norm: tests(runs[n_batch, norm]) for norm in norms},
+            **{norm: tests(runs[n_batch, norm]) for norm in NORMS},
             "batch_stats": tests(bn, "batch_stats_test_accuracy"),
             "gap": tests(bn, "batch_stats_test_accuracy") - tests(bn),
         })
@@ -204,9 +203,8 @@ def batch_size_text(runs):
     smallest, largest = rows[0], rows[-1]
     best = []
     for norm in NORMS:
-        if norm in rows[0]:
-            top = max(rows, key=lambda row: row[norm].mean())
-            best.append(f"{NETWORK_NAMES[norm]} at n_batch {top['n_batch']} ({format_spread(top[norm].tolist())})")
+        top = max(rows, key=lambda row: row[norm].mean())
+        best.append(f"{NETWORK_NAMES[norm]} at n_batch {top['n_batch']} ({format_spread(top[norm].tolist())})")
     worst_gap = min(rows, key=lambda row: row["gap"].mean())
     return (
         f"For the same {2 * HALF_CYCLE_EPOCHS} epochs, {', '.join(best[:-1])} and {best[-1]} do best. "
