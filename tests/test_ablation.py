@@ -69,7 +69,7 @@ def test_the_runs_of_a_seeds_json_are_read_and_a_missing_file_names_its_command(
     path = tmp_path / "best.json"
     path.write_text(json.dumps({"seeds": [0, 1], "summaries": [{"test_accuracy": 0.6}, {"test_accuracy": 0.61}]}))
     assert read_seed_runs(path) == [{"test_accuracy": 0.6}, {"test_accuracy": 0.61}]
-    with pytest.raises(HelpersError, match="--preset best --seeds 3"):
+    with pytest.raises(HelpersError, match="--preset best --tta --seeds 3 --json .*missing.json"):
         read_seed_runs(tmp_path / "missing.json")
 
 
@@ -92,10 +92,65 @@ def test_the_best_model_trains_short_in_quick_mode_and_is_read_from_its_file_in_
     runs = ablation.best_model_runs(quick, cifar, quick.cache)
     assert [run["config"]["seed"] for run in runs] == [0, 1]
     assert runs[0]["config"]["hidden"] == list(ablation.PRESETS["best"].hidden) and runs[0]["steps"] == 200
+    rows = ablation.tta_rows(runs)  # measured with and without mirror TTA
+    assert [run["test_accuracy"] for run in rows[ablation.BEST]] == [run["without_tta"]["test_accuracy"]
+                                                                     for run in runs]
+    assert [run["test_accuracy"] for run in rows[ablation.BEST_TTA]] == [run["test_accuracy"] for run in runs]
     monkeypatch.setattr(ablation, "BEST_MODEL_FILE", tmp_path / "best.json")
     (tmp_path / "best.json").write_text('{"summaries": [{"test_accuracy": 0.6}]}')
     full = notebook_settings(quick=False, cache=tmp_path / "cache", environ={})
     assert ablation.best_model_runs(full, cifar, full.cache) == [{"test_accuracy": 0.6}]
+
+
+def test_a_change_measured_alone_only_is_not_added_up():
+    changes = (*CHANGES[:2], change("smoothing", added_up=False, label_smoothing=0.1), CHANGES[2])
+    configs = ablation_configs(TrainConfig(), changes)
+    assert list(configs) == ["base", "+ wider", "+ 4 cycles", "+ smoothing", "+ lower eta", "base + wider + 4 cycles",
+                             "base + wider + 4 cycles + lower eta"]
+    assert configs["+ smoothing"] == TrainConfig(label_smoothing=0.1)
+    assert configs["base + wider + 4 cycles + lower eta"].label_smoothing == 0.0
+    runs = {**RUNS, "+ smoothing": seeds(0.540, 0.541, 0.542)}
+    text = gains_text(runs, changes)
+    assert "smoothing (+1.00 points, p = " in text and text.endswith("reach 57.50 ± 0.10 %, +4.40 points over the base.")
+
+
+def test_with_a_single_change_added_up_its_own_row_is_the_changes_together():
+    changes = (CHANGES[0], change("smoothing", added_up=False, label_smoothing=0.1))
+    assert list(ablation_configs(TrainConfig(), changes)) == ["base", "+ wider", "+ smoothing"]
+    runs = {"base": RUNS["base"], "+ wider": RUNS["+ wider"], "+ smoothing": seeds(0.530, 0.531, 0.532)}
+    assert gains_text(runs, changes).endswith("The changes added up (+ wider) reach 56.10 ± 0.10 %, "
+                                              "+3.00 points over the base.")
+
+
+def best_runs(plain, mirrored, tta=True):
+    """Summaries of the best model as `train --tta --seeds` writes them: test accuracy with TTA, without beside."""
+    return [{"config": {"precise_bn": 0, "tta": tta}, "train_seconds": 900.0, "test_accuracy": m, "val_accuracy": m,
+             "without_tta": {"test_accuracy": p, "val_accuracy": p}} for p, m in zip(plain, mirrored)]
+
+
+def test_the_best_model_gets_a_row_without_and_one_with_mirror_tta_and_a_sentence_from_them():
+    from helpers.report import ablation
+
+    rows = ablation.tta_rows(best_runs([0.630, 0.631, 0.629], [0.650, 0.652, 0.648]))
+    assert list(rows) == ["best model", "best model + mirror TTA"]
+    assert [run["test_accuracy"] for run in rows["best model"]] == [0.630, 0.631, 0.629]
+    assert all(not run["config"]["tta"] for run in rows["best model"])
+    table = ablation_table({**RUNS, **rows})
+    assert table.rows[-2][:4] == ["best model", 3, "63.00 ± 0.10 %", "+9.90"]
+    assert table.rows[-1][:4] == ["best model + mirror TTA", 3, "65.00 ± 0.20 %", "+11.90"]
+    text = gains_text({**RUNS, **rows}, CHANGES)
+    # Welch's p of the two rows, as scipy.stats.ttest_ind(equal_var=False) gives it: 0.000651.
+    assert text.endswith("On the best model, mirror TTA moves the test accuracy from 63.00 ± 0.10 % to "
+                         "65.00 ± 0.20 % (+2.00 points, p = 0.00065).")
+    assert gains_text(RUNS, CHANGES).endswith("over the base.")  # no best model, no sentence on it
+
+
+def test_best_model_runs_without_tta_are_refused_naming_the_command_that_measures_it():
+    from helpers.errors import HelpersError
+    from helpers.report import ablation
+
+    with pytest.raises(HelpersError, match="--preset best --tta --seeds 3 --json figures/06_best_model.json"):
+        ablation.tta_rows(best_runs([0.63], [0.63], tta=False))
 
 
 def test_names_keep_their_capitals_at_the_start_of_a_sentence():

@@ -5,6 +5,8 @@ float64 both give the same cost, gradients and steps to a relative 1e-12,
 and they train the same history.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -89,6 +91,48 @@ def test_both_paths_train_the_same_history():
         for name, p in runs[0].net.params.items():
             assert runs[1].net.params[name].dtype == p.dtype == dtype
             assert_same(runs[1].net.params[name], p, rel=100 * rel, what=name)
+
+
+@pytest.mark.parametrize("dims, norm", NETWORKS)
+def test_with_label_smoothing_the_fast_loss_and_gradients_are_the_textbook_ones(dims, norm):
+    net, X, y = problem(dims, norm)
+    _, loss, grads, _ = forward_backward(net, X, y, lam=0.0, smoothing=0.1)
+    fast_grads = {name: np.zeros_like(p) for name, p in net.params.items()}
+    fast_loss, _ = fast.forward_backward(net, X, y, fast_grads, smoothing=0.1)
+
+    assert fast_loss == pytest.approx(loss, rel=1e-12)
+    last = f"W{len(dims) - 1}"
+    plain = forward_backward(net, X, y, lam=0.0)[2][last]
+    assert np.max(np.abs(grads[last] - plain)) > 0.01 * np.max(np.abs(plain))  # the smoothing is used
+    for name in net.params:
+        assert_same(fast_grads[name], grads[name], what=name)
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_with_label_smoothing_the_step_of_each_path_is_the_same(norm):
+    """training.make_step hands config.label_smoothing to the fast path and to the textbook's."""
+    config = TrainConfig(lam=0.01, label_smoothing=0.2)
+    textbook, X, y = problem([3072, 50, 50, 10], norm)
+    quick, _, _ = problem([3072, 50, 50, 10], norm)
+    plain, _, _ = problem([3072, 50, 50, 10], norm)
+    steps = [training.make_step(quick, config), training.make_step(textbook, replace(config, textbook=True)),
+             training.make_step(plain, replace(config, label_smoothing=0.0))]
+    for eta in (0.05, 0.02):
+        fast_loss, textbook_loss, plain_loss = (step(X, y, eta) for step in steps)
+        assert fast_loss == pytest.approx(textbook_loss, rel=1e-12)
+    assert fast_loss != pytest.approx(plain_loss, rel=1e-3)
+    for name in textbook.params:
+        assert_same(quick.params[name], textbook.params[name], what=name)
+    for name in textbook.running:
+        assert_same(quick.running[name], textbook.running[name], what=name)
+
+
+def test_the_fast_step_refuses_a_bad_smoothing_before_touching_the_network():
+    net, _, _ = problem([40, 10], "none")
+    params = net.params
+    with pytest.raises(ConfigError, match="Label smoothing must be a number in"):
+        fast.make_step(net, 0.0, smoothing=1.0)
+    assert net.params is params  # not yet moved into the flat vector
 
 
 @pytest.mark.parametrize("sigma", ["he", 1e-4])

@@ -253,6 +253,42 @@ def test_bad_update_rules_and_schedules_are_refused_before_training(change, matc
         training.check_config(TrainConfig(**{**TOY, **change}))
 
 
+@pytest.mark.parametrize("rho", [0.9, optim.RMSPROP_RHO])
+def test_rmsprop_rho_reaches_the_update_rule(rho):
+    """training.make_step's rmsprop moves the network as optim.update with rho = config.rmsprop_rho does."""
+    X, y = blobs(40).X, blobs(40).y
+    nets = [training.new_network(TrainConfig(hidden=(8,)), [20, 8, 4], np.float64) for _ in range(3)]
+    step = training.make_step(nets[0], TrainConfig(optimizer="rmsprop", rmsprop_rho=rho, lam=0.01))
+    other = training.make_step(nets[1], TrainConfig(optimizer="rmsprop", rmsprop_rho=0.5, lam=0.01))
+    state = optim.init_state("rmsprop", nets[2].params)
+    for eta in (0.01, 0.005):
+        step(X, y, eta)
+        other(X, y, eta)
+        training.textbook_step(nets[2], X, y, eta, 0.01, rule=("rmsprop", state, {"rho": rho}))
+    for name, p in nets[2].params.items():
+        np.testing.assert_array_equal(nets[0].params[name], p, err_msg=name)
+    assert not np.array_equal(nets[0].params["W1"], nets[1].params["W1"])
+
+
+def test_rmsprop_rho_is_taken_beside_any_update_rule():
+    """It matters only to rmsprop, as momentum only to momentum and nesterov: not a reason to refuse a run."""
+    training.check_config(TrainConfig(optimizer="sgd", rmsprop_rho=0.5))
+    with pytest.raises(ConfigError, match="rmsprop_rho must be in \\[0, 1\\)"):
+        training.check_config(TrainConfig(optimizer="rmsprop", rmsprop_rho=1.0))
+
+
+def test_label_smoothing_trains_on_both_paths_and_the_curves_keep_the_plain_loss():
+    config = TrainConfig(**TOY, label_smoothing=0.1)
+    runs = [train(replace(config, textbook=textbook), blobs(1000), blobs(200, seed=1), progress=False)
+            for textbook in (False, True)]
+    np.testing.assert_allclose(runs[0].history["val_loss"], runs[1].history["val_loss"], rtol=1e-3)
+    assert runs[0].history["val_accuracy"][-1] > 0.9
+    final = evaluate(runs[0].net, blobs(200, seed=1).X, blobs(200, seed=1).y, config.lam)
+    assert runs[0].history["val_loss"][-1] == pytest.approx(final["loss"], rel=1e-6)  # the plain cross-entropy
+    plain = train(TrainConfig(**TOY), blobs(1000), blobs(200, seed=1), progress=False)
+    assert runs[0].history["val_loss"][-1] != pytest.approx(plain.history["val_loss"][-1], rel=1e-3)
+
+
 @pytest.mark.parametrize("option", [dict(dropout=0.2), dict(norm_place="after"), dict(hidden=(16, 16, 16), skips=True)])
 def test_the_network_options_train_the_toy_problem_and_repeat_for_a_seed(option):
     config = TrainConfig(**{**TOY, **option})

@@ -60,7 +60,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConfigError
 from .augment import CHANNELS, SIDE, draw_augmentation, inside_mask, raw_means
-from .layers import BN_EPS
+from .layers import BN_EPS, check_smoothing
 from .network import moving_average
 
 
@@ -203,16 +203,17 @@ def backward(net, dS, caches, grads):
             dH = np.dot(dS, net.params[f"W{l}"].T)
 
 
-def forward_backward(net, X, y, grads, scale=1.0):
+def forward_backward(net, X, y, grads, scale=1.0, smoothing=0.0):
     """The loss of a mini-batch in training mode, and scale times its gradient.
 
     X: (n, d_in), y: (n,); grads: arrays keyed like net.params, written in
     place (the loss's gradient only: the L2 term is the update's, trick 7).
+    smoothing: the label smoothing eps of the loss (0: none), checked by the caller.
     Returns the loss and the batch statistics [mu1, var1, mu2, var2, ...].
     """
     S, caches, batch_stats = forward(net, X)
-    loss, P = cross_entropy_forward(S, y)
-    backward(net, cross_entropy_backward(P, y, scale), caches, grads)
+    loss, P = cross_entropy_forward(S, y, smoothing)
+    backward(net, cross_entropy_backward(P, y, scale, smoothing), caches, grads)
     return loss, batch_stats
 
 
@@ -276,24 +277,26 @@ def trains(net):
     return net.norm in ("none", "batch") and net.norm_place == "before" and net.dropout == 0 and not net.skips
 
 
-def make_step(net, lam):
+def make_step(net, lam, smoothing=0.0):
     """A training step for net on the fast path: step(X, y, eta) -> the mini-batch's loss.
 
-    It moves net's parameters and running averages into flat vectors (their
-    views stay in net.params and net.running) and updates them in place. A
-    step whose loss is not finite changes nothing, so that the caller can
-    stop with the network as it was.
+    smoothing: the label smoothing eps of the loss (0: none). The step moves
+    net's parameters and running averages into flat vectors (their views
+    stay in net.params and net.running) and updates them in place. A step
+    whose loss is not finite changes nothing, so that the caller can stop
+    with the network as it was.
     """
     if not trains(net):
         raise ConfigError("The fast path trains the report's networks only, with batch normalization before the "
                           "ReLU or none, without dropout or skips: train this one with training.textbook_step "
                           "(train() does so by itself).")
+    check_smoothing(smoothing)
     flat = flatten_parameters(net)
     running, views = flatten(list(net.running.values()))
     net.running = dict(zip(net.running, views))  # mu1, var1, mu2, var2, ...
 
     def step(X, y, eta):
-        loss, batch_stats = forward_backward(net, X, y, flat.grads, scale=eta)
+        loss, batch_stats = forward_backward(net, X, y, flat.grads, scale=eta, smoothing=smoothing)
         if math.isfinite(loss):
             sgd_update(flat, eta, lam)
             if batch_stats:  # trick 9

@@ -346,31 +346,34 @@ def regularization(net, lam):
     return lam * sum(float(np.sum(W**2)) for name, W in net.params.items() if name.startswith("W"))
 
 
-def forward_backward(net, X, y, lam, rng=None):
+def forward_backward(net, X, y, lam, rng=None, smoothing=0.0):
     """One training-mode pass over a mini-batch: the cost and its gradient.
 
     X: (n, d_in), y: (n,) -> cost, loss, grads (keyed like net.params),
     batch_stats. The cost is the loss plus lam * sum ||W_l||^2, and grads its
-    gradient, the L2 term's 2 lam W_l included. batch_stats is
+    gradient, the L2 term's 2 lam W_l included. The loss is the
+    cross-entropy against targets smoothed by `smoothing` (label smoothing
+    eps, layers.cross_entropy_forward; 0: the one-hot labels). batch_stats is
     [(mu_1, var_1), ...], the batch statistics of every batch-normalized
     layer (none unless norm is "batch"), for update_running_stats. rng draws
     the dropout masks (see forward).
     """
     S, caches = forward(net, X, training=True, rng=rng)
-    loss, grads = loss_and_gradients(net, S, caches, y, lam)
+    loss, grads = loss_and_gradients(net, S, caches, y, lam, smoothing)
     batch_stats = [norm_cache[2:4] for _, norm_cache, _, _ in caches[:-1]] if net.norm == "batch" else []
     return loss + regularization(net, lam), loss, grads, batch_stats
 
 
-def loss_and_gradients(net, S, caches, y, lam):
+def loss_and_gradients(net, S, caches, y, lam, smoothing=0.0):
     """The loss of a training-mode forward pass, and the gradient of the cost.
 
     S: (n, K), caches: from forward(net, X, training=True); y: (n,) -> loss
     (a float), grads keyed like net.params, the L2 term's 2 lam W_l included.
+    smoothing: the label smoothing eps of the loss (0: none).
     Kept apart from forward_backward for helpers.core.probe, which also reads
     the forward pass's caches.
     """
-    loss, loss_cache = cross_entropy_forward(S, y)
+    loss, loss_cache = cross_entropy_forward(S, y, smoothing)
     grads = backward(net, cross_entropy_backward(1.0, loss_cache), caches)
     for l in range(1, net.n_layers + 1):
         grads[f"W{l}"] += 2 * lam * net.params[f"W{l}"]
@@ -430,7 +433,12 @@ def accuracy(net, X, y):
 
 
 def evaluate(net, X, y, lam):
-    """Test-time cost, loss and accuracy on (X, y), in one pass over the data."""
+    """Test-time cost, loss and accuracy on (X, y), in one pass over the data.
+
+    The loss is the plain cross-entropy against the labels, also for a
+    network trained with label smoothing: the training curves of runs with
+    and without it measure the same thing.
+    """
     S = scores(net, X)
     loss, _ = cross_entropy_forward(S, y)
     return {

@@ -21,7 +21,7 @@ from ..progress import progress_bar
 from .data import Split
 from . import fast, probe
 from .augment import augment
-from .optim import SCHEDULES, UPDATE_RULES, check_schedule, init_state, learning_rate, update
+from .optim import RMSPROP_RHO, SCHEDULES, UPDATE_RULES, check_schedule, init_state, learning_rate, update
 from .network import (
     INITS,
     NORM_PLACES,
@@ -136,6 +136,10 @@ class TrainConfig:
                         choices=NORMS, flags={"--norm": str, "--bn": "batch", "--no-bn": "none"})
     lam: float = setting(0.005, "update rule", "the L2 weight lambda", at_least=0)
     n_batch: int = setting(100, "update rule", "images per mini-batch", at_least=1)
+    label_smoothing: float = setting(0.0, "update rule", "label smoothing eps (Szegedy et al., 2016): the training"
+                                                         " loss's target is (1 - eps) one-hot + eps / K; the"
+                                                         " curves' loss stays the plain cross-entropy",
+                                     at_least=0, below=1)
     eta_min: float = setting(1e-5, "schedule", "the lowest learning rate", above=0)
     eta_max: float = setting(1e-1, "schedule", "the highest learning rate", above=0)
     n_s: int | None = setting(None, "schedule", "steps per half cycle; None: five epochs, 5 n_train // n_batch,"
@@ -154,6 +158,8 @@ class TrainConfig:
     skips: bool = setting(False, "model", "skip connections between hidden layers of equal width")
     optimizer: str = setting("sgd", "update rule", "the update rule, see helpers.core.optim", choices=UPDATE_RULES)
     momentum: float = setting(0.9, "update rule", "mu of momentum and nesterov", above=0, below=1)
+    rmsprop_rho: float = setting(RMSPROP_RHO, "update rule", "rho of rmsprop: the decay rate of its average of"
+                                                             " squared gradients", at_least=0, below=1)
     schedule: str = setting("cyclical", "schedule", "the learning rate: the report's triangle from eta_min to"
                                                     " eta_max and back, eta_max times step_gamma every n_s steps,"
                                                     " or a cosine from eta_max to eta_min; each snapshots every"
@@ -336,7 +342,7 @@ def copy_network(net):
     return copy.deepcopy(net)
 
 
-def textbook_step(net, X, y, eta, lam, rule=None, rng=None):
+def textbook_step(net, X, y, eta, lam, rule=None, rng=None, smoothing=0.0):
     """One step of mini-batch gradient descent, as the assignment writes it.
 
     X: (n, d_in), y: (n,) -> the mini-batch's loss. Each parameter moves
@@ -345,9 +351,10 @@ def textbook_step(net, X, y, eta, lam, rule=None, rng=None):
     rule: None for that plain step, or (name, state, settings) to move the
     parameters by another update rule of helpers.core.optim instead.
     rng: the generator of the dropout masks, if the network drops units.
+    smoothing: the label smoothing eps of the loss (0: none).
     A step whose loss is not finite changes nothing.
     """
-    _, loss, grads, batch_stats = forward_backward(net, X, y, lam, rng)
+    _, loss, grads, batch_stats = forward_backward(net, X, y, lam, rng, smoothing)
     if math.isfinite(loss):
         if rule is None:
             for name, param in net.params.items():
@@ -368,12 +375,14 @@ def make_step(net, config):
     update rules), and the report's networks too when config.textbook is set.
     """
     if not config.textbook and fast.trains(net) and config.optimizer == "sgd":
-        return fast.make_step(net, config.lam)
+        return fast.make_step(net, config.lam, config.label_smoothing)
     rule = None
     if config.optimizer != "sgd":
-        rule = (config.optimizer, init_state(config.optimizer, net.params), {"momentum": config.momentum})
+        settings = {"momentum": config.momentum, "rho": config.rmsprop_rho}  # each rule reads its own
+        rule = (config.optimizer, init_state(config.optimizer, net.params), settings)
     rng = np.random.default_rng([config.seed, 2]) if config.dropout > 0 else None
-    return functools.partial(textbook_step, net, lam=config.lam, rule=rule, rng=rng)
+    return functools.partial(textbook_step, net, lam=config.lam, rule=rule, rng=rng,
+                             smoothing=config.label_smoothing)
 
 
 def new_network(config, dims, dtype=np.float32):

@@ -2,10 +2,12 @@
 
 Each change is a set of TrainConfig fields. The table trains the base (the
 report's 3-layer BN network) and every change alone on top of it, then the
-changes added one by one up to the best model, each over several seeds, and
-reports mean +- std of the test accuracy, the gain over the base in points,
-and the time per run. `gains_text` turns the measured table into the
-paragraph the exercise asks for: which changes gave the largest gains.
+changes added one by one (those that are added up), each over several seeds,
+and reports mean +- std of the test accuracy, the gain over the base in
+points, and the time per run. Below them go the best model of `--preset best`
+without and with mirror TTA (tta_rows), from one training per seed.
+`gains_text` turns the measured table into the paragraph the exercise asks
+for: which changes gave the largest gains.
 """
 
 import json
@@ -17,6 +19,7 @@ import numpy as np
 from ..core.training import PRESETS, TrainConfig
 from ..errors import HelpersError
 from ..experiments import evaluated
+from ..files import shown_path
 from .cache import cached_seeds
 from .settings import FIGURES_DIR
 from .summary import format_spread
@@ -26,36 +29,48 @@ from .verdicts import ALPHA, format_p, welch
 
 @dataclass(frozen=True)
 class Change:
-    """One change to a TrainConfig: a name for the tables and the fields it sets."""
+    """One change to a TrainConfig: a name for the tables, the fields it sets, and whether it is added up.
+
+    added_up: False for a change measured alone only, not added to the
+    others one by one (see CHANGES).
+    """
 
     name: str
     fields: tuple  # ((field, value), ...): a tuple, so that a Change can be a dict key
+    added_up: bool = True
 
     def apply(self, config):
         return replace(config, **dict(self.fields))
 
 
-def change(name, **fields):
-    return Change(name, tuple(fields.items()))
+def change(name, added_up=True, **fields):
+    return Change(name, tuple(fields.items()), added_up)
 
 
 def ablation_configs(base, changes):
     """The runs of an ablation: {label: TrainConfig}, in table order.
 
     "base", then each change alone on base ("+ name"), then the changes
-    added one by one ("base + a", "base + a + b", ...); the last is the
-    best model. A cumulative row equal to a row before it (the first change)
-    is not repeated.
+    that are added up, added one by one ("base + a", "base + a + b", ...);
+    the last is all of them together (together_label). A cumulative row
+    equal to a row before it (the first change) is not repeated.
     """
     configs = {"base": base}
     for c in changes:
         configs[f"+ {c.name}"] = c.apply(base)
+    added = [c for c in changes if c.added_up]
     config = base
-    for i, c in enumerate(changes):
+    for i, c in enumerate(added):
         config = c.apply(config)
         if i > 0:
-            configs["base + " + " + ".join(x.name for x in changes[: i + 1])] = config
+            configs["base + " + " + ".join(x.name for x in added[: i + 1])] = config
     return configs
+
+
+def together_label(changes):
+    """The label of ablation_configs' row with every added-up change of changes together."""
+    added = [c.name for c in changes if c.added_up]
+    return f"+ {added[0]}" if len(added) == 1 else "base + " + " + ".join(added)
 
 
 def ablation_runs(configs, cifar, seeds, cache_dir, executor=None):
@@ -83,10 +98,18 @@ def ablation_runs(configs, cifar, seeds, cache_dir, executor=None):
     runs = {}
     for label, config in configs.items():
         seeded = trained[key_of(replace(config, precise_bn=0, tta=False))]
-        runs[label] = [{**run, **evaluated(run, config.precise_bn > 0, config.tta),
-                        "config": {**run["config"], "precise_bn": config.precise_bn, "tta": config.tta}}
-                       for run in seeded]
+        runs[label] = evaluated_runs(seeded, config.precise_bn, config.tta)
     return runs
+
+
+def evaluated_runs(runs, precise_bn, tta):
+    """runs ([summary] per seed) as evaluated with precise_bn (its batches, 0: none) and tta (experiments.evaluated).
+
+    Each summary's accuracies and config become those of that evaluation;
+    the rest (curves, times) is the training's, shared.
+    """
+    return [{**run, **evaluated(run, precise_bn > 0, tta),
+             "config": {**run["config"], "precise_bn": precise_bn, "tta": tta}} for run in runs]
 
 
 def key_of(config):
@@ -96,7 +119,8 @@ def key_of(config):
 def ablation_table(runs):
     """The ablation's rows: test accuracy mean +- std, gain over the base with Welch's p, time per run.
 
-    runs: {label: [summary of each seed]}, with "base" among them.
+    runs: {label: [summary of each seed]}, with "base" among them; the
+    best model's rows (tta_rows) too, if given.
     """
     base = [run["test_accuracy"] for run in runs["base"]]
     rows = []
@@ -116,7 +140,9 @@ def ablation_table(runs):
 def gains_text(runs, changes):
     """A paragraph, written from the measured runs, on which changes gave the largest gains.
 
-    runs: as for ablation_table, for the labels of ablation_configs(base, changes).
+    runs: as for ablation_table, for the labels of ablation_configs(base, changes);
+    with the rows of tta_rows too, a last sentence says what mirror TTA adds
+    to the best model.
     """
     base = [run["test_accuracy"] for run in runs["base"]]
     alone = []
@@ -129,7 +155,7 @@ def gains_text(runs, changes):
     neutral = [name for name, t in alone if t["p"] >= ALPHA]
     hurt = [f"{name} ({100 * t['difference']:+.2f} points)" for name, t in alone
             if t["difference"] < 0 and t["p"] < ALPHA]
-    best_label = list(runs)[-1]
+    best_label = together_label(changes)
     best = [run["test_accuracy"] for run in runs[best_label]]
     gain = welch(best, base)
     sentences = []
@@ -139,8 +165,13 @@ def gains_text(runs, changes):
         sentences.append(capitalized(join(neutral)) + " made no difference the seeds could tell from noise.")
     if hurt:
         sentences.append("Alone, " + join(hurt) + " lowered the accuracy.")
-    sentences.append(f"All the changes together ({best_label}) reach {format_spread(best)}, "
+    sentences.append(f"The changes added up ({best_label}) reach {format_spread(best)}, "
                      f"{100 * gain['difference']:+.2f} points over the base.")
+    if BEST_TTA in runs:
+        plain, mirrored = ([run["test_accuracy"] for run in runs[label]] for label in (BEST, BEST_TTA))
+        tta = welch(mirrored, plain)
+        sentences.append(f"On the best model, mirror TTA moves the test accuracy from {format_spread(plain)} to "
+                         f"{format_spread(mirrored)} ({100 * tta['difference']:+.2f} points, {format_p(tta['p'])}).")
     return " ".join(sentences)
 
 
@@ -160,10 +191,18 @@ CHANGES = (
     change("flips", flip=True),
     change("translations by 2 pixels", translate=2),
     change("BN after the ReLU", norm_place="after"),
+    change("label smoothing 0.1", added_up=False, label_smoothing=0.1),
+    change("layer normalization", added_up=False, norm="layer"),
     change("PreciseBN", precise_bn=100),
     change("mirror TTA", tta=True),
 )
-"""The changes of notebook 06's ablation, cheap enough to train over seeds in the main job; the order in which they are added up."""
+"""The changes of notebook 06's ablation, cheap enough to train over seeds in the main job, in the order in
+which they are added up.
+
+Label smoothing and layer normalization are measured alone only: layer
+normalization replaces the batch normalization that PreciseBN recomputes,
+and label smoothing, newer to the course than the rest, is judged alone
+before the best model takes it or not."""
 
 
 def best_settings():
@@ -173,11 +212,17 @@ def best_settings():
 
 
 BEST_MODEL_FILE = FIGURES_DIR / "06_best_model.json"
-"""The best model over 3 seeds, as `python -m helpers train --preset best --seeds 3 --json` writes it."""
+"""The best model over 3 seeds, as BEST_MODEL_COMMAND writes it."""
+BEST_MODEL_COMMAND = "python -m helpers train --preset best --tta --seeds 3 --json"
+"""The command that makes BEST_MODEL_FILE, given its path (about 15 minutes per seed): --tta also measures each
+network with mirror TTA, its accuracies without it kept beside (helpers.experiments.summarize)."""
+
+BEST, BEST_TTA = "best model", "best model + mirror TTA"
+"""The labels of tta_rows."""
 
 
 def best_model_runs(settings, cifar, cache_dir):
-    """The best model's runs for notebook 06: [summary] per seed.
+    """The best model's runs for notebook 06: [summary] per seed, measured with and without mirror TTA.
 
     In full mode they are read from BEST_MODEL_FILE, which its own command
     makes (the main job could not train them in time). In quick mode the
@@ -186,8 +231,22 @@ def best_model_runs(settings, cifar, cache_dir):
     """
     if not settings.quick:
         return read_seed_runs(BEST_MODEL_FILE)
-    quick = replace(PRESETS["best"], n_s=settings.n_s, cycles=1)
+    quick = replace(PRESETS["best"], n_s=settings.n_s, cycles=1, tta=True)
     return cached_seeds({"best": quick}, cifar, settings.seeds, cache_dir, settings.scheduler)["best"]
+
+
+def tta_rows(runs):
+    """The best model without and with mirror TTA, from the same networks: {BEST: [summary], BEST_TTA: [summary]}.
+
+    runs: best_model_runs(...), trained with --tta, so that each summary
+    holds both evaluations; runs without them are refused with the command
+    that makes them. Both rows keep the runs' PreciseBN, if any.
+    """
+    if not all(run["config"]["tta"] for run in runs):
+        raise HelpersError(f"The best model's runs were measured without mirror TTA: make them again with "
+                           f"`{BEST_MODEL_COMMAND} {shown_path(BEST_MODEL_FILE)}` (about 15 minutes per seed).")
+    precise_bn = runs[0]["config"]["precise_bn"]
+    return {BEST: evaluated_runs(runs, precise_bn, False), BEST_TTA: evaluated_runs(runs, precise_bn, True)}
 
 
 def read_seed_runs(path):
@@ -199,5 +258,5 @@ def read_seed_runs(path):
     try:
         return json.loads(path.read_text())["summaries"]
     except FileNotFoundError:
-        raise HelpersError(f"{path} is missing: make it with `python -m helpers train --preset best --seeds 3 "
-                           f"--json {path}` (about 15 minutes per seed).") from None
+        raise HelpersError(f"{path} is missing: make it with `{BEST_MODEL_COMMAND} {path}` (about 15 minutes "
+                           f"per seed).") from None
