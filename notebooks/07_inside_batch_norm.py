@@ -25,9 +25,11 @@
 #
 # 1. **The weight-scale sweep**: test accuracy against sigma from 1e-5 to 1,
 #    for the 3- and the 9-layer network, without and with BN.
-# 2. **BN and the batch size**: BN normalizes by the statistics of a batch;
-#    how does the accuracy move with n_batch, and how far are a test batch's
-#    own statistics from the running averages used at test time?
+# 2. **BN, LN and the batch size**: BN normalizes by the statistics of a
+#    batch; how does the accuracy move with n_batch, and how far are a test
+#    batch's own statistics from the running averages used at test time?
+#    Layer normalization (LN) normalizes each image by its own statistics:
+#    does it keep its accuracy where BN loses it at small batches?
 # 3. **What the network learned**: the report's 3-layer BN network, its
 #    first layer's weights as images, its confusion matrix, its most
 #    confident mistakes.
@@ -36,8 +38,10 @@
 #    small sigma can stall training without BN, written from them.
 #
 # The sweeps train short runs, one cycle of two epochs (each title says so),
-# 2 seeds per setting, in parallel, one per core; the report's network of
-# section 3 trains on the report's schedule. All runs are recalled from the
+# in parallel, one per core: 2 seeds per setting for the weight-scale sweep,
+# 5 for the batch-size study, whose verdict rests on Welch's t-tests (2 in
+# quick mode); the report's network of section 3 trains on the report's
+# schedule. All runs are recalled from the
 # cache (`results/cache/`) when trained before. The data is a JPEG
 # re-encoded copy of CIFAR-10 (45,000 training images; 5,000 in quick mode).
 
@@ -58,7 +62,8 @@ from helpers.core.training import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
 QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler
-SEEDS = 2  # per setting of the two sweeps, in both modes
+SEEDS = 2  # per setting of the weight-scale sweep, in both modes
+BATCH_SEEDS = settings.seeds  # per setting of the batch-size study: 5, or 2 in quick mode
 
 cifar = load_cifar10(split="report", n_train=settings.n_train)
 n_train = len(cifar.train.y)
@@ -87,18 +92,22 @@ inside.sweep_table(sweep)
 print(inside.sweep_text(sweep))
 
 # %% [markdown]
-# ## 2. BN and the batch size
+# ## 2. BN, LN and the batch size
 #
 # The 3-layer network, He initialization, trained with n_batch from 10 to
 # 500 for the same two epochs (n_s scales with 1 / n_batch; the learning
-# rates stay the report's). At test time a BN network normalizes with the
+# rates stay the report's), without normalization (dotted), with BN (solid)
+# and with layer normalization (dash-dotted; Ba et al. 2016, cs231n's
+# `layernorm_forward`: each image normalized over its layer's units, in
+# training as at test time). At test time a BN network normalizes with the
 # running averages of the training batches' statistics. The dashed line
 # shows the same trained network normalizing each batch of n_batch test
 # images by that batch's own mean and variance, as in training
-# (`helpers.experiments.batch_stats_accuracy`).
+# (`helpers.experiments.batch_stats_accuracy`). LN runs take the textbook
+# path (`helpers.core.fast.trains` says which networks take the fast one).
 
 # %%
-batches = cached_seeds(inside.batch_size_configs(n_train), cifar, SEEDS, CACHE, SCHEDULER)
+batches = cached_seeds(inside.batch_size_configs(n_train), cifar, BATCH_SEEDS, CACHE, SCHEDULER)
 fig = inside_plots.batch_size_figure(batches, note)
 plots.save_figure(fig, "07_batch_size", FIGURES)
 fig
@@ -108,6 +117,14 @@ inside.batch_size_table(batches)
 
 # %%
 print(inside.batch_size_text(batches))
+
+# %% [markdown]
+# Does LN keep its accuracy where BN loses it? Welch's t-tests of LN
+# against BN at the smallest n_batch and at the report's 100, and of each
+# network's accuracy at the smallest n_batch against its own at 100:
+
+# %%
+print(inside.layer_norm_text(batches))
 
 # %% [markdown]
 # ## 3. What the network learned

@@ -207,6 +207,10 @@ def test_the_inside_notebook_writes_each_conclusion_from_its_tables(quick_run):
     assert "| 10 | 1,000 |" in batches and "points |" in batches  # 5,000 images, one cycle of 2 epochs
     assert re.search(r"the 3-layer network's mean test accuracy over sigma from 1e-5 to 1 goes from [0-9.]+ %", texts)
     assert re.search(r"changes the BN network's accuracy by [-+][0-9.]+ ± [0-9.]+ points at n_batch 10", texts)
+    assert "| LN |" in batches.splitlines()[2]  # the table's header: LN's column beside BN's
+    assert re.search(r"At n_batch 10 the LN network reaches [0-9.]+ ± [0-9.]+ % against BN's [0-9.]+ ± [0-9.]+ % "
+                     r"\([-+][0-9.]+ points, p [=<] [0-9.e-]+: (a real difference|within the seeds' noise)\)", texts)
+    assert re.search(r"So (LN keeps|LN loses|BN loses no accuracy)", texts)
     assert re.search(r"The most frequent mistake: \d+ of the 1000 \w+ images taken for \w+\.", texts)
     assert re.search(r"Without BN, at sigma 1e-3, the hidden layers' outputs have standard deviations "
                      r"[0-9.e+-]+, [0-9.e+-]+ at step 0", texts)

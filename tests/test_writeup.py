@@ -173,6 +173,7 @@ def synthetic_results(folder, seeds=5, no_bn_3=0.528, bn_3=0.531, sigma_3_no_bn=
     writeup.save_results("07_inside_batch_norm", {
         "sweep_text": "With BN, the 3-layer network goes from 41.2 % (sigma 1e-5) to 47.9 % (sigma 1e-1).",
         "batch_size_text": "The BN network does best at n_batch 50 (48.10 ± 0.20 %).",
+        "layer_norm_text": "At n_batch 10 the LN network reaches 47.55 ± 0.07 % against BN's 45.30 ± 0.60 %.",
         "confusion_text": "Test accuracy 53.29 %. The most frequent mistake: 212 of the 1000 cat images.",
         "why_text": "The gradients' norms are 1.2e-05, 3.4e-06 (layers 1 to 3).",
     }, folder)
@@ -255,7 +256,11 @@ def test_notebooks_06_and_07_close_with_what_they_saved(tmp_path):
     assert "Alone, flips gave +1.23 points" in bonus and "hidden layers [1024, 512, 256], lambda 0.002, dropout 0.2" in bonus
     assert "63.01 ± 0.12 % (62.93 % to 63.14 %, 3 seeds)" in bonus
     inside = writeup.closing("07_inside_batch_norm", extra["07_inside_batch_norm"])
-    assert inside.count("\n- ") == 4 and "212 of the 1000 cat images" in inside
+    assert inside.count("\n- ") == 5 and "212 of the 1000 cat images" in inside
+    assert "- **Does LN keep its accuracy where BN loses it?** At n_batch 10 the LN network reaches 47.55" in inside
+    older = {key: text for key, text in extra["07_inside_batch_norm"].items() if key != "layer_norm_text"}
+    with pytest.raises(HelpersError, match="Notebook 07's results have no layer_norm_text: .* Run it again"):
+        writeup.closing("07_inside_batch_norm", older)
     with pytest.raises(ValueError, match="No closing paragraph for '01_gradient_check'"):
         writeup.closing("01_gradient_check", {})
 

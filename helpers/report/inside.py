@@ -5,9 +5,12 @@ Four studies, trained through helpers.report.cache:
 - the weight-scale sweep: test accuracy against the sigma of every layer's
   initial weights, from 1e-5 to 1, for the 3- and the 9-layer network,
   without and with BN (sweep_configs);
-- BN and the batch size: accuracy against n_batch, the same number of
-  epochs for each, and for BN the accuracy with each test batch's own
-  statistics against the running averages (batch_size_configs);
+- normalization and the batch size: accuracy against n_batch, the same
+  number of epochs for each, without normalization, with BN and with layer
+  normalization (LN), and for BN the accuracy with each test batch's own
+  statistics against the running averages (batch_size_configs); whether LN
+  keeps its accuracy where BN loses it, by Welch's t-tests
+  (layer_norm_text);
 - what the report's 3-layer BN network learned: its first layer's weights
   as images, its confusion matrix and its most confident mistakes, from the
   trained network itself (helpers.report.cache.cached_network);
@@ -27,10 +30,11 @@ the measured runs, so that no number in the notebook is typed in by hand.
 import numpy as np
 
 from ..core.augment import CHANNELS, SIDE
+from ..core.network import NORMS
 from ..core.training import TrainConfig
 from .summary import format_spread
 from .tables import Table
-from .verdicts import learners
+from .verdicts import ALPHA, format_p, learners, welch
 
 SIGMAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """The sweep's sigmas, a log grid; "he" (sigma = sqrt(2 / d_in), per layer) is trained as a reference."""
@@ -75,14 +79,15 @@ def sweep_configs(n_train):
 
 
 def batch_size_configs(n_train, hidden=NETWORKS["3-layer"]):
-    """BN and the batch size: {(n_batch, batch_norm): TrainConfig}, smallest batches (longest runs) first.
+    """Normalization and the batch size: {(n_batch, norm): TrainConfig}, smallest batches (longest runs) first.
 
     The network of hidden with He initialization, each n_batch of
-    BATCH_SIZES on the short schedule: the same epochs, so n_s scales as
+    BATCH_SIZES on the short schedule, with each normalization of NORMS
+    ("none", "batch", "layer"): the same epochs, so n_s scales as
     1 / n_batch. The learning rates are the report's for every n_batch.
     """
-    return {(n_batch, batch_norm): short_config(n_train, n_batch, hidden=hidden, norm="batch" if batch_norm else "none")
-            for n_batch in BATCH_SIZES for batch_norm in (False, True)}
+    return {(n_batch, norm): short_config(n_train, n_batch, hidden=hidden, norm=norm)
+            for n_batch in BATCH_SIZES for norm in NORMS}
 
 
 def tests(seeded, key="test_accuracy"):
@@ -147,21 +152,28 @@ def sweep_text(runs):
     return " ".join(sentences)
 
 
-def batch_size_rows(runs):
-    """Per n_batch: {"n_batch", "steps", "no_bn", "bn", "batch_stats", "gap"}, each accuracy (seeds,) fractions.
+NETWORK_NAMES = {"none": "the network without normalization", "batch": "the BN network", "layer": "the LN network"}
+"""How the batch-size study's sentences name the network of each normalization."""
+REPORT_N_BATCH = TrainConfig().n_batch
+"""The report's batch size, where layer_norm_text compares LN with BN beside the smallest batch."""
 
-    runs: {(n_batch, batch_norm): [summary] * seeds}, as from batch_size_configs.
-    gap: per seed, the BN network's test accuracy with batch statistics
-    minus that with the running averages.
+
+def batch_size_rows(runs):
+    """Per n_batch: {"n_batch", "steps", each norm of runs, "batch_stats", "gap"}, each accuracy (seeds,) fractions.
+
+    runs: {(n_batch, norm): [summary] * seeds}, as from batch_size_configs,
+    every norm of NORMS at every n_batch; each norm gives the test accuracies
+    of its network. batch_stats: the BN network's test accuracy with each test
+    batch's own statistics; gap: per seed, that minus its accuracy with the
+    running averages.
     """
     rows = []
     for n_batch in dict.fromkeys(n for n, _ in runs):
-        bn = runs[n_batch, True]
+        bn = runs[n_batch, "batch"]
         rows.append({
             "n_batch": n_batch,
             "steps": bn[0]["steps"],
-            "no_bn": tests(runs[n_batch, False]),
-            "bn": tests(bn),
+            **{norm: tests(runs[n_batch, norm]) for norm in NORMS},
             "batch_stats": tests(bn, "batch_stats_test_accuracy"),
             "gap": tests(bn, "batch_stats_test_accuracy") - tests(bn),
         })
@@ -169,14 +181,14 @@ def batch_size_rows(runs):
 
 
 def batch_size_table(runs):
-    """The batch-size study as a table: mean ± std over the seeds of each accuracy and of the gap."""
-    rows = [[row["n_batch"], f"{row['steps']:,}", format_spread(row["no_bn"].tolist()),
-             format_spread(row["bn"].tolist()), format_spread(row["batch_stats"].tolist()),
-             format_points(row["gap"])]
+    """The batch-size study as a table: mean ± std over the seeds of each accuracy and of BN's gap."""
+    rows = [[row["n_batch"], f"{row['steps']:,}", format_spread(row["none"].tolist()),
+             format_spread(row["batch"].tolist()), format_spread(row["layer"].tolist()),
+             format_spread(row["batch_stats"].tolist()), format_points(row["gap"])]
             for row in batch_size_rows(runs)]
     seeds = len(next(iter(runs.values())))
-    return Table(["n_batch", "update steps", "no BN", "BN, running averages", "BN, batch statistics",
-                  "batch statistics - running averages"], rows, f"Test accuracy, mean ± std over {seeds} seeds:")
+    return Table(["n_batch", "update steps", "no BN", "BN, running averages", "LN", "BN, batch statistics",
+                  "BN: batch statistics - running averages"], rows, f"Test accuracy, mean ± std over {seeds} seeds:")
 
 
 def format_points(values):
@@ -186,21 +198,72 @@ def format_points(values):
 
 
 def batch_size_text(runs):
-    """The batch-size study's conclusion, written from the runs."""
+    """The batch-size study's conclusion on each network's best n_batch and on BN's test-time statistics."""
     rows = batch_size_rows(runs)
     smallest, largest = rows[0], rows[-1]
-    best_bn = max(rows, key=lambda row: row["bn"].mean())
-    best_plain = max(rows, key=lambda row: row["no_bn"].mean())
+    best = []
+    for norm in NORMS:
+        top = max(rows, key=lambda row: row[norm].mean())
+        best.append(f"{NETWORK_NAMES[norm]} at n_batch {top['n_batch']} ({format_spread(top[norm].tolist())})")
     worst_gap = min(rows, key=lambda row: row["gap"].mean())
     return (
-        f"For the same {2 * HALF_CYCLE_EPOCHS} epochs, the BN network does best at n_batch {best_bn['n_batch']} "
-        f"({format_spread(best_bn['bn'].tolist())}) and the network without BN at n_batch "
-        f"{best_plain['n_batch']} ({format_spread(best_plain['no_bn'].tolist())}). "
+        f"For the same {2 * HALF_CYCLE_EPOCHS} epochs, {', '.join(best[:-1])} and {best[-1]} do best. "
         f"Normalizing each test batch by its own statistics instead of the running averages changes the BN "
         f"network's accuracy by {format_points(smallest['gap'])} at n_batch {smallest['n_batch']} and by "
         f"{format_points(largest['gap'])} at n_batch {largest['n_batch']}; the largest loss is "
         f"{format_points(worst_gap['gap'])}, at n_batch {worst_gap['n_batch']}: the fewer the images, the "
         f"noisier their mean and variance, and the more each image's scores depend on the others in its batch."
+    )
+
+
+def compared(a, b):
+    """Welch's t-test of a against b (accuracies, fractions): (its result, "+1.23 points, p = 0.01")."""
+    test = welch(a, b)
+    return test, f"{100 * test['difference']:+.2f} points, {format_p(test['p'])}"
+
+
+def lower(test):
+    """Whether a Welch test (verdicts.welch) finds its first group really lower: p below ALPHA."""
+    return test["p"] < ALPHA and test["difference"] < 0
+
+
+def real(test):
+    """What a Welch test (verdicts.welch) found, in words: "a real difference" when p is below ALPHA."""
+    return "a real difference" if test["p"] < ALPHA else "within the seeds' noise"
+
+
+def layer_norm_text(runs, at=REPORT_N_BATCH):
+    """Does LN keep its accuracy where BN loses it at small batches? Welch's t-tests on the runs, in words.
+
+    runs: {(n_batch, norm): [summary] * seeds}, as from batch_size_configs,
+    at least two seeds each. Four tests: LN against BN at the smallest
+    n_batch and at n_batch `at` (the report's), and each normalization's
+    accuracy at the smallest n_batch against its own at `at`; without
+    normalization the same change shows what the longer runs of small
+    batches do by themselves. The last sentence follows from those tests.
+    """
+    rows = {row["n_batch"]: row for row in batch_size_rows(runs)}
+    small, large = rows[min(rows)], rows[at]
+    n = small["n_batch"]
+    versus = {row["n_batch"]: compared(row["layer"], row["batch"]) for row in (small, large)}
+    change = {norm: compared(small[norm], large[norm]) for norm in NORMS}
+    bn_loses, ln_loses = lower(change["batch"][0]), lower(change["layer"][0])
+    if not bn_loses:
+        verdict = (f"So BN loses no accuracy at n_batch {n} that the seeds can tell, and there is no loss here for "
+                   f"LN to avoid.")
+    elif ln_loses:
+        verdict = f"So LN loses accuracy at n_batch {n} too; it does not keep what BN loses."
+    else:
+        verdict = f"So LN keeps its accuracy at n_batch {n} (no loss the seeds can tell), where BN loses it."
+    return (
+        f"Layer normalization normalizes each image over its layer's units, the same way in training and at test "
+        f"time, so that no image depends on the others in its batch. At n_batch {n} the LN network reaches "
+        f"{format_spread(small['layer'].tolist())} against BN's {format_spread(small['batch'].tolist())} "
+        f"({versus[n][1]}: {real(versus[n][0])}); at n_batch {at}, the report's, "
+        f"{format_spread(large['layer'].tolist())} against {format_spread(large['batch'].tolist())} "
+        f"({versus[at][1]}: {real(versus[at][0])}). From n_batch {at} down to {n}, BN's accuracy changes by "
+        f"{change['batch'][1]}, LN's by {change['layer'][1]}, and without normalization by {change['none'][1]}. "
+        + verdict
     )
 
 

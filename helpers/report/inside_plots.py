@@ -1,4 +1,4 @@
-"""Notebook 07's figures: the weight-scale sweep, the batch-size study, and what the network learned.
+"""Notebook 07's figures: the weight-scale sweep, the batch-size study (no BN, BN, LN), and what the network learned.
 
 Like helpers.report.plots, every function returns a matplotlib Figure made
 without pyplot, in the same style, for plots.save_figure to write.
@@ -65,25 +65,30 @@ def sweep_figure(runs, note):
     return fig
 
 
-def batch_size_figure(runs, note):
-    """Accuracy against n_batch without and with BN, and BN's accuracy with batch statistics.
+BATCH_SIZE_SERIES = (("none", "no BN", ":"), ("batch", "BN, running averages", "-"),
+                     ("batch_stats", "BN, each test batch's statistics", "--"), ("layer", "LN", "-."))
+"""The batch-size figure's lines: (key of inside.batch_size_rows, legend label, line style), colours C0 to C3."""
 
-    runs: {(n_batch, batch_norm): [summary] * seeds}, as from
-    inside.batch_size_configs. Left: test accuracy, mean ± std of the seeds;
-    right: the BN network's accuracy with each test batch's statistics minus
-    that with the running averages, per seed, mean ± std, in points.
+
+def batch_size_figure(runs, note):
+    """Accuracy against n_batch without normalization, with BN and with LN, and BN's accuracy with batch statistics.
+
+    runs: {(n_batch, norm): [summary] * seeds}, as from
+    inside.batch_size_configs. Left: test accuracy, mean ± std of the seeds,
+    a line per BATCH_SIZE_SERIES; right: the BN network's accuracy with each
+    test batch's statistics minus that with the running averages, per seed,
+    mean ± std, in points.
     """
     rows = batch_size_rows(runs)
     n_batch = [row["n_batch"] for row in rows]
-    seeds = len(rows[0]["bn"])
+    seeds = len(rows[0]["batch"])
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(PAGE_WIDTH, 3.6), layout="constrained")
         left, right = fig.subplots(1, 2)
-        for key, label, style in (("no_bn", "no BN", ":"), ("bn", "BN, running averages", "-"),
-                                  ("batch_stats", "BN, each test batch's statistics", "--")):
+        for i, (key, label, style) in enumerate(BATCH_SIZE_SERIES):
             stats = np.array([mean_and_std(row[key]) for row in rows])
-            left.errorbar(n_batch, stats[:, 0], yerr=stats[:, 1], linestyle=style, marker="o", markersize=4,
-                          capsize=3, label=label)
+            left.errorbar(n_batch, stats[:, 0], yerr=stats[:, 1], color=f"C{i}", linestyle=style, marker="o",
+                          markersize=4, capsize=3, label=label)
         left.set_ylabel(f"test accuracy, mean ± std of {seeds} seeds (%)")
         left.set_title("Test accuracy")
         left.legend()

@@ -132,6 +132,7 @@ def inside_results(sweep, batches, matrix, class_names, traced):
     return {
         "sweep_text": inside.sweep_text(sweep),
         "batch_size_text": inside.batch_size_text(batches),
+        "layer_norm_text": inside.layer_norm_text(batches),
         "confusion_text": inside.confusion_text(matrix, class_names),
         "why_text": inside.why_text(traced, sigma=1e-3),
     }
@@ -286,14 +287,29 @@ def ablation_closing(results):
                     f"on the test images.")
 
 
+INSIDE_SECTIONS = (
+    ("sweep_text", "The weight-scale sweep."),
+    ("batch_size_text", "BN, LN and the batch size."),
+    ("layer_norm_text", "Does LN keep its accuracy where BN loses it?"),
+    ("confusion_text", "The report's 3-layer BN network, seed 0."),
+    ("why_text", "Why a small sigma can stall training without BN."),
+)
+"""Notebook 07's conclusions in its closing paragraph: (key of inside_results, title)."""
+
+
 def inside_closing(results):
-    """Notebook 07's closing paragraph: the conclusions of its four studies, as each section wrote them."""
-    return Markdown("**What this notebook found.**\n\n" + "\n".join([
-        f"- **The weight-scale sweep.** {results['sweep_text']}",
-        f"- **BN and the batch size.** {results['batch_size_text']}",
-        f"- **The report's 3-layer BN network, seed 0.** {results['confusion_text']}",
-        f"- **Why a small sigma can stall training without BN.** {results['why_text']}",
-    ]))
+    """Notebook 07's closing paragraph: the conclusions of its four studies, as each section wrote them.
+
+    The batch-size study gives two: each network's best n_batch with BN's test-time statistics, and
+    whether layer normalization keeps its accuracy where BN loses it (inside.layer_norm_text).
+    Raises HelpersError if results, from an older run of the notebook, lack one.
+    """
+    missing = [key for key, _ in INSIDE_SECTIONS if key not in results]
+    if missing:
+        raise HelpersError(f"Notebook 07's results have no {', '.join(missing)}: they come from an older run of it. "
+                           f"Run it again, e.g. `python -m helpers.report 07_inside_batch_norm`.")
+    return Markdown("**What this notebook found.**\n\n"
+                    + "\n".join(f"- **{title}** {results[key]}" for key, title in INSIDE_SECTIONS))
 
 
 KEYS = {
