@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from helpers.core import probe  # noqa: E402
 from helpers.core.data import SPLITS, load_cifar10  # noqa: E402
-from helpers.core.training import TrainConfig, train  # noqa: E402
+from helpers.core.config import TrainConfig  # noqa: E402
+from helpers.core.training import train  # noqa: E402
 from helpers.files import shown_path  # noqa: E402
 from speed import NETWORKS, blas_info  # noqa: E402  (this folder is on sys.path: the script's own)
 

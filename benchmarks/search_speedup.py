@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_info  # noqa: E402
 
 from helpers.pool import cores, process_pool  # noqa: E402
 from helpers.search import RESULTS_FILE, SearchConfig, read_lines, run_search  # noqa: E402
-from helpers.core.training import TrainConfig  # noqa: E402
+from helpers.core.config import TrainConfig  # noqa: E402
 
 SETUPS = {  # name: (workers, BLAS threads per worker; None lets BLAS choose)
     "1 worker": (1, 1),

@@ -48,7 +48,8 @@ from helpers.core.gradcheck import check_gradients  # noqa: E402
 from helpers.core.layers import BN_EPS  # noqa: E402
 from helpers.core.network import init_network  # noqa: E402
 from helpers.core.optim import cyclical_eta  # noqa: E402
-from helpers.core.training import TrainConfig, train  # noqa: E402
+from helpers.core.config import TrainConfig  # noqa: E402
+from helpers.core.training import train  # noqa: E402
 from helpers.files import shown_path  # noqa: E402
 
 NETWORKS = {"3-layer BN": (50, 50), "9-layer BN": (50, 30, 20, 20, 10, 10, 10, 10)}

@@ -18,7 +18,8 @@ import numpy as np
 from .checkpoint import save_network
 from .core import data
 from .core.gradcheck import DEFAULT_H, check_gradients, error_table
-from .core.training import PRESETS, SETTINGS, TrainConfig, check_config, new_network, settings_table
+from .core.config import PRESETS, SETTINGS, TrainConfig, check_config, settings_table
+from .core.training import new_network
 from .errors import ConfigError, HelpersError, OutputError
 from .experiments import run_experiment
 from .files import check_output_files, check_writable_folder, write_json, write_outputs

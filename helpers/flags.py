@@ -1,4 +1,4 @@
-"""The command line's flags of the declared settings (helpers.core.training.SETTINGS), and the flag to blame.
+"""The command line's flags of the declared settings (helpers.core.config.SETTINGS), and the flag to blame.
 
 add_settings makes the flags of any settings from their declaration,
 given_settings reads back those typed, and check_flags names the flag
@@ -8,7 +8,7 @@ behind a refused setting: helpers.cli uses them for every command.
 import argparse
 import math
 
-from .core.training import GROUPS, SETTINGS
+from .core.config import GROUPS, SETTINGS
 from .errors import ConfigError
 
 

@@ -69,7 +69,7 @@ from .errors import ConfigError
 from .files import append_line, read_lines, write_json
 from .pool import blas_threads, executor_for, experiment_in_worker, run_each
 from .progress import progress_bar
-from .core.training import SETTINGS, TrainConfig, check_config
+from .core.config import SETTINGS, TrainConfig, check_config
 
 RESULTS_FILE = "runs.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -161,7 +161,7 @@ def run_key(config, n_train):
 def searchable():
     """{name: int or float} of every setting the search takes, in TrainConfig's order, then the widths.
 
-    Read from the declaration (helpers.core.training.SETTINGS), so that a
+    Read from the declaration (helpers.core.config.SETTINGS), so that a
     numeric setting declared there is searchable at once: a number, or a
     number or None (as n_s); not a bool, str or tuple (norm, init,
     hidden), nor one declared search=False (seed, which the search sets).

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .core.training import TrainConfig, check_config
+from .core.config import TrainConfig, check_config
 from .errors import ConfigError
 from .progress import progress_bar
 from .pool import cores, executor_for, experiment_in_worker, run_each

@@ -45,7 +45,7 @@ from helpers.report import plots, summary, verdicts, writeup
 from helpers.report.cache import cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
 QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler

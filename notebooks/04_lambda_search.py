@@ -48,7 +48,7 @@ from helpers import search
 from helpers.report.cache import cached_seeds, folder_for
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
 QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler

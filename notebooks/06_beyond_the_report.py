@@ -50,7 +50,7 @@ SCHEDULER = None  # Dask scheduler for the runs, "tcp://HOST:PORT"; None: NB_SCH
 from helpers.report import ablation, plots, rules, summary, writeup
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
-from helpers.core.training import PRESETS, TrainConfig
+from helpers.core.config import PRESETS, TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
 QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler

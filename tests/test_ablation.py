@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 from helpers.report.ablation import ablation_configs, ablation_table, change, gains_text
 
 CHANGES = (change("wider", hidden=(100, 100)), change("4 cycles", cycles=4), change("lower eta", eta_max=0.01))
@@ -74,7 +74,7 @@ def test_the_runs_of_a_seeds_json_are_read_and_a_missing_file_names_its_command(
 
 
 def test_every_change_of_the_notebook_is_a_valid_training_configuration():
-    from helpers.core.training import check_config
+    from helpers.core.config import check_config
     from helpers.report.ablation import CHANGES
 
     for config in ablation_configs(TrainConfig(), CHANGES).values():

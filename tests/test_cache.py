@@ -11,7 +11,7 @@ from helpers.checkpoint import load_network
 from helpers.report import cache
 from helpers.core.data import load_cifar10
 from helpers.core.network import accuracy
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
 

@@ -16,7 +16,7 @@ import pytest
 from helpers import cli
 from helpers.checkpoint import load_network
 from helpers.core import data
-from helpers.core.training import PRESETS, TrainConfig
+from helpers.core.config import PRESETS, TrainConfig
 from helpers.report import job
 
 from conftest import WorkStarted, record_work

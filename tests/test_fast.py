@@ -13,7 +13,8 @@ import pytest
 from helpers.core import fast, layers, training
 from helpers.core.augment import augment
 from helpers.core.network import forward_backward, init_network
-from helpers.core.training import TrainConfig, textbook_step, train
+from helpers.core.config import TrainConfig
+from helpers.core.training import textbook_step, train
 from helpers.errors import ConfigError
 from test_training import blobs
 

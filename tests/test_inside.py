@@ -1,6 +1,5 @@
 """Notebook 07's package code: the accuracy with batch statistics, the studies and figures."""
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -10,10 +9,11 @@ from matplotlib.figure import Figure
 from helpers.core.data import load_cifar10
 from helpers.core.layers import BN_EPS
 from helpers.core.network import accuracy, init_network
-from helpers.core.training import TrainConfig, train
+from helpers.core.config import TrainConfig
+from helpers.core.training import train
 from helpers.errors import DivergedError
 from helpers.experiments import batch_stats_accuracy, run_experiment
-from helpers.report import cache, inside, inside_plots, verdicts
+from helpers.report import inside, inside_plots, verdicts
 
 TINY = TrainConfig(hidden=(8,), n_batch=10, n_s=2, cycles=1, evals_per_cycle=1)
 

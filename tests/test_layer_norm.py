@@ -10,7 +10,8 @@ from helpers.core.data import Split
 from helpers.core.gradcheck import check_gradients, numerical_gradients_textbook, relative_error
 from helpers.core.network import BN_EPS, cost_and_gradients, forward, forward_backward, init_network
 from helpers.core.probe import layer_stats
-from helpers.core.training import TrainConfig, check_config, make_step, train
+from helpers.core.config import TrainConfig, check_config
+from helpers.core.training import make_step, train
 from helpers.errors import ConfigError
 from helpers.report.bn_layer import numerical_gradients
 

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from helpers import cli
 from helpers.core import layers, probe, training
 from helpers.core.network import cost_and_gradients, init_network
-from helpers.core.training import TrainConfig, train
+from helpers.core.config import TrainConfig
+from helpers.core.training import train
 from helpers.errors import ConfigError
 from helpers.experiments import run_experiment
 from helpers.report import cache, layer_plots, widgets

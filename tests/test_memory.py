@@ -7,7 +7,8 @@ import pytest
 from helpers import memory
 from helpers.core import data
 from helpers.core.network import init_network
-from helpers.core.training import TrainConfig, train
+from helpers.core.config import TrainConfig
+from helpers.core.training import train
 from helpers.errors import ConfigError
 
 

@@ -247,7 +247,8 @@ def test_rmsprop_moves_large_and_small_gradients_at_the_same_pace():
 
 def test_a_short_training_run_with_rmsprop_lowers_the_cost():
     """End to end: TrainConfig(optimizer="rmsprop") through train(), on separable Gaussian clusters."""
-    from helpers.core.training import TrainConfig, train
+    from helpers.core.config import TrainConfig
+    from helpers.core.training import train
 
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((4, 20)) * 2

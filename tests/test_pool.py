@@ -21,7 +21,7 @@ from conftest import write_fake_cifar
 from helpers import pool
 from helpers.cli import main
 from helpers.core.data import load_cifar10
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 from helpers.errors import ConfigError
 from helpers.report import cache, job
 from helpers.report.cache import without_times
@@ -131,7 +131,7 @@ def test_a_notebook_of_the_main_job_trains_its_runs_on_the_cluster_it_is_given(c
     path = tmp_path / "09_cluster.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(
         "from helpers.core.data import load_cifar10\n"
-        "from helpers.core.training import TrainConfig\n"
+        "from helpers.core.config import TrainConfig\n"
         "from helpers.report.cache import cached_seeds\n"
         "from helpers.report.settings import notebook_settings\n"
         "settings = notebook_settings()\n"

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from helpers.core.data import load_cifar10
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 from helpers.errors import ConfigError, HelpersError
 from helpers.report import rules
 from helpers.report.rules import (CONTENDERS, REPORT, comparison_settings, read_comparison, rules_figure, rules_table,

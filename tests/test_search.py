@@ -38,7 +38,7 @@ from helpers.search import (
     searchable,
     stage_range,
 )
-from helpers.core.training import TrainConfig, declared, setting
+from helpers.core.config import TrainConfig, declared, setting
 
 from conftest import write_fake_cifar
 

@@ -22,7 +22,7 @@ from helpers import cli
 from helpers.cli import main
 from helpers.core import data
 from helpers.core.data import load_cifar10
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 from helpers.errors import ConfigError
 from helpers.report.cache import without_times
 from helpers.experiments import run_experiment

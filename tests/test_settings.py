@@ -1,4 +1,4 @@
-"""Every setting declared once (helpers.core.training.SETTINGS): its checks, its flags and its table come from there."""
+"""Every setting declared once (helpers.core.config.SETTINGS): its checks, its flags and its table come from there."""
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 from helpers import cli
 from helpers.core import data
 from helpers.core.optim import SCHEDULES, UPDATE_RULES
-from helpers.core.training import SETTINGS, TrainConfig, check_config, settings_table
+from helpers.core.config import SETTINGS, TrainConfig, check_config, settings_table
 from helpers.errors import ConfigError
 from helpers.flags import given_settings
 

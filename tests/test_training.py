@@ -9,7 +9,8 @@ from helpers.core.data import load_cifar10
 from helpers.errors import ConfigError, DivergedError
 from helpers.core.network import accuracy, evaluate
 from helpers.core.optim import cyclical_eta
-from helpers.core.training import TrainConfig, ensemble_accuracy, train
+from helpers.core.config import TrainConfig, check_config, half_cycle_steps
+from helpers.core.training import ensemble_accuracy, train
 
 
 def blobs(n, d=20, k=4, seed=0):
@@ -120,8 +121,8 @@ def test_training_stays_in_float32():
 
 
 def test_default_n_s_is_five_epochs():
-    assert training.half_cycle_steps(TrainConfig(), 45000) == 2250
-    assert training.half_cycle_steps(TrainConfig(n_s=7), 45000) == 7
+    assert half_cycle_steps(TrainConfig(), 45000) == 2250
+    assert half_cycle_steps(TrainConfig(n_s=7), 45000) == 7
 
 
 @pytest.mark.parametrize(
@@ -250,7 +251,7 @@ def test_the_schedule_sets_every_step_learning_rate(schedule, expected):
 ])
 def test_bad_update_rules_and_schedules_are_refused_before_training(change, match):
     with pytest.raises(ConfigError, match=match):
-        training.check_config(TrainConfig(**{**TOY, **change}))
+        check_config(TrainConfig(**{**TOY, **change}))
 
 
 @pytest.mark.parametrize("rho", [0.9, optim.RMSPROP_RHO])
@@ -272,9 +273,9 @@ def test_rmsprop_rho_reaches_the_update_rule(rho):
 
 def test_rmsprop_rho_is_taken_beside_any_update_rule():
     """It matters only to rmsprop, as momentum only to momentum and nesterov: not a reason to refuse a run."""
-    training.check_config(TrainConfig(optimizer="sgd", rmsprop_rho=0.5))
+    check_config(TrainConfig(optimizer="sgd", rmsprop_rho=0.5))
     with pytest.raises(ConfigError, match="rmsprop_rho must be in \\[0, 1\\)"):
-        training.check_config(TrainConfig(optimizer="rmsprop", rmsprop_rho=1.0))
+        check_config(TrainConfig(optimizer="rmsprop", rmsprop_rho=1.0))
 
 
 def test_label_smoothing_trains_on_both_paths_and_the_curves_keep_the_plain_loss():
@@ -319,7 +320,7 @@ def test_precise_bn_sets_the_statistics_to_the_mean_of_the_batches():
                                            (dict(dropout=1.0), "dropout")])
 def test_bad_network_options_are_refused_before_training(change, match):
     with pytest.raises(ConfigError, match=match):
-        training.check_config(TrainConfig(**{**TOY, **change}))
+        check_config(TrainConfig(**{**TOY, **change}))
 
 
 def test_augmentation_changes_the_batches_and_repeats_for_a_seed(fake_cifar):
@@ -345,7 +346,7 @@ def test_the_jitter_needs_the_data_statistics(fake_cifar):
                                            (dict(brightness=1.0), "brightness"), (dict(contrast=-0.1), "contrast")])
 def test_bad_augmentation_is_refused_before_training(change, match):
     with pytest.raises(ConfigError, match=match):
-        training.check_config(TrainConfig(**{**TOY, **change}))
+        check_config(TrainConfig(**{**TOY, **change}))
 
 
 def test_with_tta_the_summary_gives_the_accuracies_with_and_without_it(fake_cifar):

@@ -10,7 +10,7 @@ import pytest
 from helpers.report import cache, plots, widgets
 from helpers import files
 from helpers.errors import ConfigError, DivergedError
-from helpers.core.training import TrainConfig
+from helpers.core.config import TrainConfig
 from helpers.core.network import NORMS
 from helpers.experiments import run_experiment
 

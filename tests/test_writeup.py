@@ -19,7 +19,7 @@ import pytest
 from scipy import stats
 
 from helpers.core.data import find_batches_dir, split_sizes
-from helpers.core.training import TrainConfig, half_cycle_steps
+from helpers.core.config import TrainConfig, half_cycle_steps
 from helpers.errors import HelpersError
 from helpers.report import settings, summary, verdicts, writeup
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.training import PRESETS, TrainConfig
+from ..core.config import PRESETS, TrainConfig
 from ..errors import HelpersError
 from ..experiments import evaluated
 from ..files import shown_path

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..core.augment import CHANNELS, SIDE
 from ..core.network import NORMS
-from ..core.training import TrainConfig
+from ..core.config import TrainConfig
 from .summary import format_spread
 from .tables import Table
 from .verdicts import ALPHA, format_p, learners, welch

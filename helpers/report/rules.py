@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..core.data import load_cifar10
-from ..core.training import TrainConfig
+from ..core.config import TrainConfig
 from ..errors import ConfigError, HelpersError
 from ..files import check_writable_file, shown_path, write_json
 from ..pool import executor_for

@@ -26,7 +26,7 @@ import platform
 from pathlib import Path
 
 from ..core.data import find_batches_dir, split_sizes
-from ..core.training import TrainConfig, half_cycle_steps
+from ..core.config import TrainConfig, half_cycle_steps
 from ..errors import HelpersError
 from ..files import shown_path, write_atomically
 from . import inside, plots, summary, verdicts
