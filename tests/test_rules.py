@@ -142,7 +142,7 @@ def test_the_stored_comparison_is_read_back_and_refused_when_stale_or_missing(tm
     moved = (replace(CONTENDERS[3], eta_range=(1e-5, 1e-3)), *CONTENDERS[4:])
     with pytest.raises(HelpersError, match="contenders differ"):
         read_comparison(path, comparison_settings(TrainConfig(), 6, 3, 45_000, CONTENDERS[:3] + moved))
-    with pytest.raises(HelpersError, match=r"missing: make it with `python -m helpers.report.rules` \(about"):
+    with pytest.raises(HelpersError, match=r"missing: make it with `python -m helpers.report.rules` \(10 to 25 minutes"):
         read_comparison(tmp_path / "none.json", stored["settings"])
 
 

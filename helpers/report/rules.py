@@ -102,9 +102,10 @@ RUNS_FULL = len(CONTENDERS) * VALUES + (len(CONTENDERS) + 1) * SEEDS
 RULES_FILE = FIGURES_DIR / "06_rules.json"
 """The full comparison, as `python -m helpers.report.rules` writes it and notebook 06 reads it."""
 COMMAND = "python -m helpers.report.rules"
-COST = "about 10 minutes with 2 cores"
+COST = "10 to 25 minutes with 2 cores"
 """The full comparison's training time (see RUNS_FULL): 30 SGD runs of about 10 s and 36 of the other rules,
-about 20 s each on the textbook code, two at a time."""
+about 20 s each on the textbook code, two at a time; 23 min 41 s when the 2 cores also ran other work
+(docs/beyond-the-report.md)."""
 
 
 def comparison_settings(base, values, seeds, n_train, contenders=CONTENDERS):
