@@ -82,7 +82,7 @@ print(ablation.gains_text(runs, ablation.CHANGES))
 # accuracy), then its best eta_max trains on 3 seeds (0, 1, 2), beside the
 # report's network, all with the report's network and budget (2 cycles of
 # n_s = 2250, 9,000 steps; eta_min stays at 1e-5, `helpers/report/rules.py`
-# says why). That is 66 runs, about 10 minutes with 2 cores, more than the
+# says why). That is 66 runs, 10 to 25 minutes with 2 cores, more than the
 # main job can add: the table and figure below read
 # `figures/06_rules.json`, committed, which one command makes:
 #

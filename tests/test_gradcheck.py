@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import main
+from helpers.core import gradcheck
 from helpers.core.gradcheck import (
     as_float64,
     check_gradients,
@@ -60,6 +61,17 @@ def test_fast_numerical_gradients_equal_the_textbook_ones(dims, norm, method):
         assert fast[name].shape == net.params[name].shape
         # Both are finite differences of the same cost; they differ only by rounding.
         np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+def test_the_batched_check_gives_the_same_numbers_in_chunks_of_one_copy(norm, monkeypatch):
+    net, X, y = small_problem([7, 6, 4, 5], norm)
+    whole = numerical_gradients(net, X, y, 0.01, 1e-5)
+    monkeypatch.setattr(gradcheck, "CHUNK_BYTES", 1)  # n_per_chunk: one perturbed copy per chunk
+    chunked = numerical_gradients(net, X, y, 0.01, 1e-5)
+    for name in whole:
+        # The same differences; a chunk's matrix products may round in another order.
+        np.testing.assert_allclose(chunked[name], whole[name], rtol=0, atol=1e-8, err_msg=name)
 
 
 @pytest.mark.parametrize("norm", ["none", "batch"])

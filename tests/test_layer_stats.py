@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from helpers import cli
 from helpers.core import layers, probe, training
-from helpers.core.network import cost_and_gradients, init_network
+from helpers.core.network import cost_and_gradients, forward_backward, init_network
 from helpers.core.config import TrainConfig
 from helpers.core.training import train
 from helpers.errors import ConfigError
@@ -364,3 +364,13 @@ def test_the_layer_stats_benchmark_runs_and_its_ratios_add_up(cifar_dir, tmp_pat
             row["evaluations"] * row["stats_alone_ms_per_evaluation"] / (1000 * min(row["seconds_without"])))
         assert row["evaluations"] == 11
         assert f"ratio {row['ratio']:.3f}" in printed
+
+
+def test_the_gradient_norms_are_of_the_loss_the_run_trains_on_label_smoothing_included():
+    net = init_network([12, 8, 6, 5], "batch", seed=1, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((30, 12)), rng.integers(0, 5, 30)
+    smoothed = probe.layer_stats(net, X, y, 0.01, smoothing=0.2)["grad_norm"]
+    _, _, grads, _ = forward_backward(net, X, y, 0.01, smoothing=0.2)
+    assert smoothed == pytest.approx([np.linalg.norm(grads[f"W{l}"]) for l in range(1, 4)], rel=1e-12)
+    assert smoothed != pytest.approx(probe.layer_stats(net, X, y, 0.01)["grad_norm"], rel=1e-6)

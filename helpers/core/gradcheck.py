@@ -221,9 +221,9 @@ class _Baseline:
                 gamma, beta = p[f"gamma{l}"].copy(), p[f"beta{l}"].copy()
                 (gamma if kind == "gamma" else beta)[j] += delta
         if l == k:
-            return self._losses_from(l, self._with_column(self.S[l], j, cols), None)
+            return self._losses_with_score_column(l, j, cols, None)
         if not self.per_unit:
-            return self._losses_from(l, self._with_column(self.S[l], j, cols), self.H[l - 1][:, None], gamma, beta)
+            return self._losses_with_score_column(l, j, cols, self.H[l - 1][:, None], gamma, beta)
         if self.net.norm != "none":
             gamma = (p[f"gamma{l}"] if gamma is None else gamma)[j, None]
             beta = (p[f"beta{l}"] if beta is None else beta)[j, None]
@@ -234,6 +234,19 @@ class _Baseline:
         H_cols = self._output(l, F[:, :, 0], skip_input, mask)
         losses, crossed_later = self._losses_with_hidden_column(l, j, H_cols)
         return losses, crossed | crossed_later
+
+    def _losses_with_score_column(self, l, j, cols, H_prev, gamma=None, beta=None):
+        """cols: (n, P) replacements for column j of S_l, the whole layer recomputed -> losses, crossed: (P,).
+
+        chunk_size copies at a time: layer 1 of the report's network has 3,072
+        perturbations of a row of W_1, and all of them at once would be an
+        (n, 3072, d) array per layer.
+        """
+        losses, crossed = np.empty(cols.shape[1]), np.empty(cols.shape[1], bool)
+        for rows in _chunks(cols.shape[1], self.chunk_size):
+            S = self._with_column(self.S[l], j, cols[:, rows])
+            losses[rows], crossed[rows] = self._losses_from(l, S, H_prev, gamma, beta)
+        return losses, crossed
 
     def _with_column(self, S, j, cols):
         """Copies of S: (n, d), one per column of cols: (n, P), with column j replaced by it -> (n, P, d)."""

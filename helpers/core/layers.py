@@ -85,7 +85,9 @@ def batchnorm_backward(dS_tilde, cache):
     and S reaches S_hat three ways: directly, through mu and through var.
     This walks the chain back one step at a time, and adds the three paths.
 
-    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,).
+    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,). Only a
+    mini-batch's (n, d): the forward's leading axes serve the batched
+    gradient check, which needs no backward.
     """
     S, S_hat, mu, var, gamma = cache
     n = S.shape[0]
@@ -111,7 +113,9 @@ def batchnorm_backward_folded(dS_tilde, cache):
     G2 = G (var + eps)^(-3/2), D = S - mu and c = sum over the batch of G2 * D,
         dS = G1 - mean(G1) - D * c / n.
 
-    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,).
+    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,). Only a
+    mini-batch's (n, d): the forward's leading axes serve the batched
+    gradient check, which needs no backward.
     """
     S, S_hat, mu, var, gamma = cache
     n = S.shape[0]
@@ -159,7 +163,9 @@ def layernorm_backward(dS_tilde, cache):
     row's var. gamma and beta are per feature, so their gradients still sum
     over the samples.
 
-    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,).
+    dS_tilde: (n, d) -> dS: (n, d), dgamma: (d,), dbeta: (d,). Only a
+    mini-batch's (n, d): the forward's leading axes serve the batched
+    gradient check, which needs no backward.
     """
     S, S_hat, mu, var, gamma = cache
     d = S.shape[-1]

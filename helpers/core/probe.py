@@ -95,18 +95,19 @@ def weights(net):
     return [net.params[f"W{l}"].copy() for l in range(1, net.n_layers + 1)]
 
 
-def layer_stats(net, X, y, lam, rng=None, before=None):
+def layer_stats(net, X, y, lam, rng=None, before=None, smoothing=0.0):
     """The statistics of the module docstring, for one evaluation.
 
     X: (n, d_in), y: (n,): the probe batch. rng: the generator of the
     dropout masks (needed when net.dropout > 0). before: weights(net) just
-    before the last step, or None (then update_ratio is None).
+    before the last step, or None (then update_ratio is None). smoothing:
+    the run's label smoothing, so that grad_norm is of the loss it trains on.
     Returns {name: [one value per layer]} of plain floats, ints and lists,
     ready for JSON: per hidden layer for the statistics of the module
     docstring's first list, per layer for grad_norm and update_ratio.
     """
     S, caches = forward(net, X, training=True, rng=rng)
-    _, grads = loss_and_gradients(net, S, caches, y, lam)
+    _, grads = loss_and_gradients(net, S, caches, y, lam, smoothing)
     k = net.n_layers
     stats = {name: [] for name in ("pre_mean", "pre_std", "post_mean", "post_std", "act_std", "dead",
                                    "hist_counts", "hist_edges")}

@@ -260,7 +260,7 @@ def record(result, step, train_set, val_set, probe_set=None, before=None):
         c = result.config
         # Dropout masks of the probe's own, the same at every evaluation: the training's stream is untouched.
         rng = np.random.default_rng([c.seed, 5]) if c.dropout > 0 else None
-        stats = probe.layer_stats(result.net, probe_set.X, probe_set.y, c.lam, rng, before)
+        stats = probe.layer_stats(result.net, probe_set.X, probe_set.y, c.lam, rng, before, c.label_smoothing)
         probe.append(h.setdefault("layers", {}), step, stats)
 
 

@@ -167,6 +167,9 @@ def gains_text(runs, changes):
         sentences.append("Alone, " + join(hurt) + " lowered the accuracy.")
     sentences.append(f"The changes added up ({best_label}) reach {format_spread(best)}, "
                      f"{100 * gain['difference']:+.2f} points over the base.")
+    if BEST in runs and BEST_TTA not in runs:
+        sentences.append(f"The best model's runs hold no measurement with mirror TTA: `{BEST_MODEL_COMMAND} "
+                         f"{shown_path(BEST_MODEL_FILE)}` trains them again and measures it.")
     if BEST_TTA in runs:
         plain, mirrored = ([run["test_accuracy"] for run in runs[label]] for label in (BEST, BEST_TTA))
         tta = welch(mirrored, plain)
@@ -238,15 +241,16 @@ def best_model_runs(settings, cifar, cache_dir):
 def tta_rows(runs):
     """The best model without and with mirror TTA, from the same networks: {BEST: [summary], BEST_TTA: [summary]}.
 
-    runs: best_model_runs(...), trained with --tta, so that each summary
-    holds both evaluations; runs without them are refused with the command
-    that makes them. Both rows keep the runs' PreciseBN, if any.
+    runs: best_model_runs(...). Runs trained with --tta hold both
+    evaluations; runs measured without it (a file made before --tta) give
+    the first row only, and gains_text says which command measures the
+    second. Both rows keep the runs' PreciseBN, if any.
     """
-    if not all(run["config"]["tta"] for run in runs):
-        raise HelpersError(f"The best model's runs were measured without mirror TTA: make them again with "
-                           f"`{BEST_MODEL_COMMAND} {shown_path(BEST_MODEL_FILE)}` (about 15 minutes per seed).")
     precise_bn = runs[0]["config"]["precise_bn"]
-    return {BEST: evaluated_runs(runs, precise_bn, False), BEST_TTA: evaluated_runs(runs, precise_bn, True)}
+    rows = {BEST: evaluated_runs(runs, precise_bn, False)}
+    if all(run["config"]["tta"] for run in runs):
+        rows[BEST_TTA] = evaluated_runs(runs, precise_bn, True)
+    return rows
 
 
 def read_seed_runs(path):

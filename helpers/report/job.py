@@ -269,6 +269,7 @@ def run_command(quick, figures_dir, cache_dir, no_readme, names, scheduler):
     if readme is not None:
         check_writable_file(readme, "README.md (--no-readme leaves it alone)")
     find_batches_dir()  # every notebook reads CIFAR-10: say now, not in the first notebook, if it is missing
+    check_scheduler(scheduler)
     try:
         run_report(quick, settings.figures, settings.cache, readme, notebooks, scheduler=settings.scheduler)
     except OSError as err:

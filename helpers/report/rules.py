@@ -34,6 +34,7 @@ short runs.
 
 import argparse
 import json
+import sys
 import textwrap
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -279,7 +280,7 @@ def rules_text(found):
     if worse:
         sentences.append(capitalized(join(worse)) + " did worse.")
     if better:
-        best = ranked[0][0]
+        best = next(name for name, t in ranked if t["difference"] > 0 and t["p"] < ALPHA)
         sentences.append(f"So the report's choice was not the best one for this network and budget: {best} reached "
                          f"{format_spread(tests_of(found['runs'][best]))}.")
     else:
@@ -345,14 +346,22 @@ def main(argv=None):
     parser.add_argument("--cache", default=str(DEFAULT_CACHE_DIR),
                         help=f"folder of finished runs, reused and added to (default: {shown_path(DEFAULT_CACHE_DIR)})")
     parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: data/)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="train on this Dask cluster, whose workers read the data from the same path"
+                             " (default: one worker process per core)")
     args = parser.parse_args(argv)
-    check_writable_file(args.out, "--out")
-    cifar = load_cifar10(args.data_dir, split="report")
-    found = run_comparison(cifar, TrainConfig(), VALUES, SEEDS, args.cache)
-    write_json(args.out, found)
+    try:
+        check_writable_file(args.out, "--out")
+        cifar = load_cifar10(args.data_dir, split="report")
+        found = run_comparison(cifar, TrainConfig(), VALUES, SEEDS, args.cache, args.scheduler)
+        write_json(args.out, found)
+    except HelpersError as e:  # as the package's command line: one line, exit code 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(rules_table(found))
     print(rules_text(found))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
