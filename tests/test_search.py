@@ -536,7 +536,7 @@ def test_every_numeric_field_of_trainconfig_is_searchable_even_one_added_later(m
 
 @pytest.mark.parametrize("param", ["hidden", "norm", "init", "textbook", "seed", "dropout_rate"])
 def test_a_setting_that_is_not_a_number_of_trainconfig_is_refused_with_the_list(param, tmp_path):
-    listed = "lam, n_batch, eta_min, .*, width, width_scale"
+    listed = "lam, n_batch, label_smoothing, eta_min, .*, width, width_scale"
     with pytest.raises(ConfigError, match=f"'{param}' cannot be searched.* {listed}"):
         run_search(replace(QUICK, param=param), tmp_path / "out", NoExecutor(), progress=False)
     assert not (tmp_path / "out").exists()

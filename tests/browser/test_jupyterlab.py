@@ -523,7 +523,7 @@ def test_the_bonus_exercise_notebook_runs_without_error(page):
     name = "06_beyond_the_report"
     with notebook_run(page, name):
         images = shown_images(page.page.locator(".jp-OutputArea-output img"))
-        assert len(images) == 1, f"{name}: expected the best model's figure, found {len(images)} images"
+        assert len(images) == 2, f"{name}: expected the rules' and the best model's figures, found {len(images)} images"
 
 
 def test_the_inside_notebook_runs_and_its_histogram_slider_redraws_the_histograms(page):
