@@ -27,11 +27,16 @@
 # judged by its accuracy on the 5,000 validation images: the test images are
 # never used to choose.
 #
-# The runs go to a pool of processes, one per core. Each finished run is
-# recorded at once in the cache (`results/cache/lambda-search-*/runs.jsonl`),
-# and a search started again trains only the runs that are missing. The best
-# lambda then trains a final model for three cycles, with 5 seeds (2 in
-# quick mode), reported as mean ± standard deviation.
+# The 57 runs of this search and of the steadier one below take about 7
+# minutes with 2 cores, more than a third of the main job: in full mode both
+# are read from `figures/04_lambda_search.json`, committed, which one command
+# makes (every run kept in the cache, so a stopped command loses nothing):
+#
+#     python -m helpers.report.lambda_search
+#
+# In quick mode (CI) the same code runs 2 lambdas per stage on short runs.
+# The best lambda then trains a final model for three cycles, here, with 5
+# seeds (2 in quick mode), reported as mean ± standard deviation.
 
 # %% tags=["parameters"]
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
@@ -41,30 +46,19 @@ SCHEDULER = None  # Dask scheduler for the runs, "tcp://HOST:PORT"; None: NB_SCH
 
 # %%
 # %matplotlib inline
-from dataclasses import replace
-
-from helpers.report import plots, summary, widgets, writeup
-from helpers import search
-from helpers.report.cache import cached_seeds, folder_for
+from helpers.report import lambda_search, plots, summary, widgets, writeup
+from helpers.report.cache import cached_seeds
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
 from helpers.core.config import TrainConfig
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
 QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler
-RUNS_PER_STAGE = 2 if QUICK else 10  # lambdas drawn in each of the three stages
-AVERAGED_SEEDS = 2 if QUICK else 3  # seeds per lambda of the seed-averaged search
 
 # %%
 cifar = load_cifar10(split="report", n_train=settings.n_train)
-config = search.SearchConfig(
-    coarse=RUNS_PER_STAGE,
-    fine=RUNS_PER_STAGE,
-    n_train=settings.n_train,
-    base=replace(search.SearchConfig().base, n_s=settings.n_s),
-)
-out = folder_for("lambda-search", config.to_dict(), cifar, CACHE)
-found = search.run_search(config, out, SCHEDULER, cifar.folder)  # one worker per core, or the Dask cluster
+searches = lambda_search.lambda_searches(settings, cifar)
+found, found_averaged = searches.values()  # one seed per lambda; several
 
 # %%
 fig = plots.search_figure(found)
@@ -84,13 +78,8 @@ summary.search_table(found)
 # quick mode), and so draws a third as many lambdas per stage.
 
 # %%
-averaged = replace(config, seeds=AVERAGED_SEEDS, coarse=max(1, RUNS_PER_STAGE // AVERAGED_SEEDS),
-                   fine=max(1, RUNS_PER_STAGE // AVERAGED_SEEDS))
-found_averaged = search.run_search(averaged, folder_for("lambda-search", averaged.to_dict(), cifar, CACHE),
-                                   SCHEDULER, cifar.folder)
-
-# %%
-fig = plots.search_figure(found_averaged, f"The same search, each lambda judged on {AVERAGED_SEEDS} seeds (bars: ± 1 std)")
+seeds = found_averaged["config"]["seeds"]
+fig = plots.search_figure(found_averaged, f"The same search, each lambda judged on {seeds} seeds (bars: ± 1 std)")
 plots.save_figure(fig, "04_lambda_search_averaged", FIGURES)
 fig
 
@@ -98,7 +87,7 @@ fig
 summary.search_table(found_averaged)
 
 # %%
-summary.search_comparison({"one seed per lambda": found, f"{AVERAGED_SEEDS} seeds per lambda": found_averaged})
+summary.search_comparison(searches)
 
 # %% [markdown]
 # ## The final model

@@ -110,7 +110,7 @@ print(rules.rules_text(found))
 # ## The best model
 #
 # Wider and longer than anything the main job can train over seeds: the
-# settings of `PRESETS["best"]` in `helpers/core/training.py`, one command:
+# settings of `PRESETS["best"]` in `helpers/core/config.py`, one command:
 #
 #     python -m helpers train --preset best --tta --seeds 3 --json figures/06_best_model.json
 #

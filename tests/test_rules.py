@@ -168,11 +168,3 @@ def test_data_of_another_split_is_refused_before_any_work(fake_cifar, tmp_path):
     small = load_cifar10(fake_cifar, split="small")
     with pytest.raises(ConfigError, match="split='report'"):
         run_comparison(small, BASE, 2, 2, tmp_path, NoExecutor(), progress=False)
-
-
-def test_the_command_refuses_an_output_it_cannot_write_before_loading_any_data(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(rules, "load_cifar10", lambda *args, **kwargs: pytest.fail("the data was loaded"))
-    (tmp_path / "file").write_text("")
-    assert rules.main(["--out", str(tmp_path / "file" / "rules.json")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "--out" in err and len(err.splitlines()) == 1, err

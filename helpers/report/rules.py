@@ -32,26 +32,22 @@ with are not the notebook's. In quick mode the same code runs on a few
 short runs.
 """
 
-import argparse
-import json
 import sys
 import textwrap
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ..core.data import load_cifar10
 from ..core.config import TrainConfig
-from ..errors import ConfigError, HelpersError
-from ..files import check_writable_file, shown_path, write_json
+from ..errors import ConfigError
 from ..pool import executor_for
 from ..search import SearchConfig, run_search
 from .ablation import capitalized, join
 from .cache import DEFAULT_CACHE_DIR, cached_seeds, folder_for
+from .committed import commit_main, read_committed
 from .plots import PAGE_WIDTH, STYLE
 from .settings import FIGURES_DIR
 from .summary import format_spread
@@ -176,27 +172,11 @@ def without_history(summary):
 
 
 def read_comparison(path, expected):
-    """The comparison stored at path, refused if it is missing or was made with other settings than expected.
+    """The comparison stored at path, refused if it is missing or stale (see cache.read_committed).
 
-    expected: comparison_settings(...) of the comparison wanted. The base
-    networks are compared on the TrainConfig fields both know, so that a
-    field added to TrainConfig since, at its default, does not make the
-    file stale; any other difference does.
+    expected: comparison_settings(...) of the comparison wanted.
     """
-    path = Path(path)
-    command = f"`{COMMAND}` ({COST})"
-    try:
-        stored = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HelpersError(f"{path} is missing: make it with {command}.") from None
-    have = stored["settings"]
-    differ = [key for key in expected if key != "base" and have.get(key) != expected[key]]
-    differ += [f"base.{key}" for key in expected["base"]
-               if key in have["base"] and have["base"][key] != expected["base"][key]]
-    if differ:
-        raise HelpersError(f"{path} was made with other settings than the notebook's ({', '.join(differ)} "
-                           f"differ): it is stale; make it again with {command}.")
-    return stored
+    return read_committed(path, expected, f"`{COMMAND}` ({COST})")
 
 
 def comparison(settings, cifar, executor=None):
@@ -339,28 +319,12 @@ def rules_figure(found):
 
 def main(argv=None):
     """`python -m helpers.report.rules`: train the full comparison and write it to RULES_FILE (or --out)."""
-    parser = argparse.ArgumentParser(prog=COMMAND, description=f"Train the full comparison of update rules and "
-                                     f"schedules of notebook 06 ({RUNS_FULL} runs, {COST}) and write it as JSON.")
-    parser.add_argument("--out", default=str(RULES_FILE),
-                        help=f"the JSON file to write (default: {shown_path(RULES_FILE)})")
-    parser.add_argument("--cache", default=str(DEFAULT_CACHE_DIR),
-                        help=f"folder of finished runs, reused and added to (default: {shown_path(DEFAULT_CACHE_DIR)})")
-    parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: data/)")
-    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                        help="train on this Dask cluster, whose workers read the data from the same path"
-                             " (default: one worker process per core)")
-    args = parser.parse_args(argv)
-    try:
-        check_writable_file(args.out, "--out")
-        cifar = load_cifar10(args.data_dir, split="report")
-        found = run_comparison(cifar, TrainConfig(), VALUES, SEEDS, args.cache, args.scheduler)
-        write_json(args.out, found)
-    except HelpersError as e:  # as the package's command line: one line, exit code 2
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(rules_table(found))
-    print(rules_text(found))
-    return 0
+    def make(cifar, cache, scheduler):
+        found = run_comparison(cifar, TrainConfig(), VALUES, SEEDS, cache, scheduler)
+        return found, f"{rules_table(found)}\n{rules_text(found)}"
+
+    return commit_main(argv, COMMAND, f"Train the full comparison of update rules and schedules of notebook 06 "
+                       f"({RUNS_FULL} runs, {COST}) and write it as JSON.", RULES_FILE, make)
 
 
 if __name__ == "__main__":
