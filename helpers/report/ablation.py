@@ -24,7 +24,7 @@ from .cache import cached_seeds
 from .settings import FIGURES_DIR
 from .summary import format_spread
 from .tables import Table
-from .verdicts import ALPHA, format_p, welch
+from .verdicts import ALPHA, capitalized, format_p, gain_and_p, join, welch
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,7 @@ def gains_text(runs, changes):
         tests = [run["test_accuracy"] for run in runs[f"+ {c.name}"]]
         alone.append((c.name, welch(tests, base)))
     alone.sort(key=lambda item: item[1]["difference"], reverse=True)
-    helped = [f"{name} ({100 * t['difference']:+.2f} points, {format_p(t['p'])})"
-              for name, t in alone if t["difference"] > 0 and t["p"] < ALPHA]
+    helped = [f"{name} ({gain_and_p(t)})" for name, t in alone if t["difference"] > 0 and t["p"] < ALPHA]
     neutral = [name for name, t in alone if t["p"] >= ALPHA]
     hurt = [f"{name} ({100 * t['difference']:+.2f} points)" for name, t in alone
             if t["difference"] < 0 and t["p"] < ALPHA]
@@ -174,18 +173,8 @@ def gains_text(runs, changes):
         plain, mirrored = ([run["test_accuracy"] for run in runs[label]] for label in (BEST, BEST_TTA))
         tta = welch(mirrored, plain)
         sentences.append(f"On the best model, mirror TTA moves the test accuracy from {format_spread(plain)} to "
-                         f"{format_spread(mirrored)} ({100 * tta['difference']:+.2f} points, {format_p(tta['p'])}).")
+                         f"{format_spread(mirrored)} ({gain_and_p(tta)}).")
     return " ".join(sentences)
-
-
-def capitalized(text):
-    """text with its first letter upper case and the rest as it was (str.capitalize lowers "BN")."""
-    return text[:1].upper() + text[1:]
-
-
-def join(items):
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 CHANGES = (

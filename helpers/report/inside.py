@@ -34,7 +34,7 @@ from ..core.network import NORMS
 from ..core.config import TrainConfig
 from .summary import format_spread
 from .tables import Table
-from .verdicts import ALPHA, format_p, learners, welch
+from .verdicts import ALPHA, gain_and_p, learners, welch
 
 SIGMAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 """The sweep's sigmas, a log grid; "he" (sigma = sqrt(2 / d_in), per layer) is trained as a reference."""
@@ -219,7 +219,7 @@ def batch_size_text(runs):
 def compared(a, b):
     """Welch's t-test of a against b (accuracies, fractions): (its result, "+1.23 points, p = 0.01")."""
     test = welch(a, b)
-    return test, f"{100 * test['difference']:+.2f} points, {format_p(test['p'])}"
+    return test, gain_and_p(test)
 
 
 def lower(test):

@@ -45,14 +45,13 @@ from ..core.config import TrainConfig
 from ..errors import ConfigError
 from ..pool import executor_for
 from ..search import SearchConfig, run_search
-from .ablation import capitalized, join
 from .cache import DEFAULT_CACHE_DIR, cached_seeds, folder_for
 from .committed import commit_main, read_committed
 from .plots import PAGE_WIDTH, STYLE
 from .settings import FIGURES_DIR
 from .summary import format_spread
 from .tables import Table
-from .verdicts import ALPHA, format_p, welch
+from .verdicts import ALPHA, capitalized, format_p, gain_and_p, join, welch
 
 
 @dataclass(frozen=True)
@@ -245,11 +244,9 @@ def rules_text(found):
     report = found["runs"][REPORT]
     tests = verdicts(found)
     ranked = sorted(tests.items(), key=lambda item: item[1]["difference"], reverse=True)
-    better = [f"{name} ({100 * t['difference']:+.2f} points, {format_p(t['p'])})" for name, t in ranked
-              if t["difference"] > 0 and t["p"] < ALPHA]
+    better = [f"{name} ({gain_and_p(t)})" for name, t in ranked if t["difference"] > 0 and t["p"] < ALPHA]
     same = [name for name, t in ranked if t["p"] >= ALPHA]
-    worse = [f"{name} ({100 * t['difference']:+.2f} points, {format_p(t['p'])})" for name, t in ranked
-             if t["difference"] < 0 and t["p"] < ALPHA]
+    worse = [f"{name} ({gain_and_p(t)})" for name, t in ranked if t["difference"] < 0 and t["p"] < ALPHA]
     sentences = [f"Each at its own best learning rate, against the report's SGD with cyclical rates "
                  f"(eta_max {report[0]['config']['eta_max']:g}, {format_spread(tests_of(report))}, "
                  f"{report[0]['steps']:,} steps):"]

@@ -102,6 +102,22 @@ def format_p(p):
     return "p < 1e-6" if p < 1e-6 else f"p = {p:.2g}"
 
 
+def gain_and_p(test):
+    """A Welch's test (see welch) of accuracies in words: "+1.23 points, p = 0.01"."""
+    return f"{100 * test['difference']:+.2f} points, {format_p(test['p'])}"
+
+
+def capitalized(text):
+    """text with its first letter upper case and the rest as it was (str.capitalize lowers "BN")."""
+    return text[:1].upper() + text[1:]
+
+
+def join(items):
+    """["a", "b", "c"] in words: "a, b and c"."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def verdict(finding, a, b, confidence=0.95):
     """Whether our seeds bear out the finding, in words; a, b: the groups' accuracies (fractions)."""
     test = welch(a, b, confidence)
