@@ -38,6 +38,14 @@
 # layer normalization leaves PreciseBN nothing to recompute. The last two
 # rows are the best model below (`--preset best`, its committed file in
 # full mode), without and with mirror TTA, from the same three networks.
+#
+# The ablation's 36 trainings take about 12 minutes with 2 cores, more than
+# half of the main job: in full mode the table reads `figures/06_ablation.json`,
+# committed, which one command makes (every run kept in the cache):
+#
+#     python -m helpers.report.ablation
+#
+# In quick mode (CI) the same rows train on short runs, 2 seeds each.
 
 # %% tags=["parameters"]
 QUICK = None  # True: small, fast runs, as in CI; None: as NB_QUICK says (1 or 0, unset: 0)
@@ -50,17 +58,15 @@ SCHEDULER = None  # Dask scheduler for the runs, "tcp://HOST:PORT"; None: NB_SCH
 from helpers.report import ablation, plots, rules, summary, writeup
 from helpers.report.settings import notebook_settings
 from helpers.core.data import load_cifar10
-from helpers.core.config import PRESETS, TrainConfig
+from helpers.core.config import PRESETS
 
 settings = notebook_settings(quick=QUICK, figures=FIGURES, cache=CACHE, scheduler=SCHEDULER)
 QUICK, FIGURES, CACHE, SCHEDULER = settings.quick, settings.figures, settings.cache, settings.scheduler
-SEEDS = 2 if QUICK else 3  # per row of the ablation
 
 # %%
 cifar = load_cifar10(split="report", n_train=settings.n_train)
-configs = ablation.ablation_configs(TrainConfig(n_s=settings.n_s), ablation.CHANGES)
 best_runs = ablation.best_model_runs(settings, cifar, CACHE)
-runs = {**ablation.ablation_runs(configs, cifar, SEEDS, CACHE, SCHEDULER), **ablation.tta_rows(best_runs)}
+runs = {**ablation.notebook_ablation(settings, cifar), **ablation.tta_rows(best_runs)}
 ablation.ablation_table(runs)
 
 # %% [markdown]
@@ -112,20 +118,20 @@ print(rules.rules_text(found))
 # Wider and longer than anything the main job can train over seeds: the
 # settings of `PRESETS["best"]` in `helpers/core/config.py`, one command:
 #
-#     python -m helpers train --preset best --tta --seeds 3 --json figures/06_best_model.json
+#     python -m helpers train --preset best --seeds 3 --json figures/06_best_model.json
 #
-# The figures below read that file (committed; about 15 minutes per seed on
-# a 2-core laptop). Seed 0's curves, with the range of the 3 seeds as a band.
+# The figures below read that file (committed; 12 to 18 minutes per seed
+# with 2 cores). Seed 0's curves, with the range of the 3 seeds as a band.
 # In quick mode (CI), the same settings train for one short cycle instead.
-# `--tta` changes no training: it also measures each network with mirror
-# TTA, for the ablation's last row; the accuracies below are without it, as
-# `PRESETS["best"]` evaluates.
+# The preset evaluates with mirror TTA (each test image and its mirror,
+# their class probabilities averaged), which changes no training: the
+# ablation's last two rows give the same networks without and with it.
 
 # %%
 PRESETS["best"]
 
 # %%
-best = {"best model": runs[ablation.BEST]}
+best = {"best model": best_runs}  # as PRESETS["best"] evaluates: with mirror TTA
 fig = plots.curves_figure(best, plots.settings_title("The best model", ablation.best_settings()), log_cost=True)
 plots.save_figure(fig, "06_best_model_curves", FIGURES)
 fig

@@ -69,7 +69,7 @@ def test_the_runs_of_a_seeds_json_are_read_and_a_missing_file_names_its_command(
     path = tmp_path / "best.json"
     path.write_text(json.dumps({"seeds": [0, 1], "summaries": [{"test_accuracy": 0.6}, {"test_accuracy": 0.61}]}))
     assert read_seed_runs(path) == [{"test_accuracy": 0.6}, {"test_accuracy": 0.61}]
-    with pytest.raises(HelpersError, match="--preset best --tta --seeds 3 --json .*missing.json"):
+    with pytest.raises(HelpersError, match="--preset best --seeds 3 --json .*missing.json"):
         read_seed_runs(tmp_path / "missing.json")
 
 
@@ -152,7 +152,7 @@ def test_best_model_runs_without_tta_give_one_row_and_the_paragraph_names_the_co
     assert list(rows) == [ablation.BEST]
     text = gains_text({**RUNS, **rows}, CHANGES)
     assert "hold no measurement with mirror TTA" in text
-    assert "--preset best --tta --seeds 3 --json figures/06_best_model.json" in text
+    assert "--preset best --seeds 3 --json figures/06_best_model.json" in text
     assert "mirror TTA moves" not in text
 
 

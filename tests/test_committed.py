@@ -1,6 +1,8 @@
-"""Results made once by their own command and committed: notebook 04's searches of lambda, and the reader both share."""
+"""Results made once by their own command and committed: notebook 04's searches of lambda, notebook 06's ablation,
+and the reader and command they share with notebook 06's comparison of update rules."""
 
 import json
+from types import SimpleNamespace
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -9,7 +11,7 @@ import pytest
 from helpers.core.config import TrainConfig
 from helpers.core.data import load_cifar10
 from helpers.errors import HelpersError
-from helpers.report import committed, lambda_search, rules
+from helpers.report import ablation, committed, lambda_search, rules
 from helpers.report.committed import differing, read_committed
 from helpers.report.lambda_search import SEARCH_FILE, lambda_searches, run_searches, search_configs
 from helpers.report.settings import NotebookSettings
@@ -85,13 +87,18 @@ def test_a_stale_or_missing_file_is_refused_with_the_command_that_makes_it(monke
         lambda_searches(FULL, cifar=None)
 
 
-def test_differing_names_each_difference_and_forgives_a_trainconfig_field_added_since():
-    expected = {"values": 6, "base": {"lam": 0.005, "norm": "batch"}, "one": {"seeds": 3, "base": {"lam": 0.01}}}
+def test_differing_names_each_difference_and_forgives_a_trainconfig_field_added_since_at_its_default():
+    config = TrainConfig().to_dict()
+    expected = {"values": 6, "base": config, "one": {"seeds": 3, "base": {**config, "lam": 0.01}}}
     assert differing(expected, expected) == []
-    older = {"values": 6, "base": {"lam": 0.005}, "one": {"seeds": 3, "base": {}}}
+    older = json.loads(json.dumps(expected))
+    del older["base"]["norm"], older["one"]["base"]["rmsprop_rho"]  # fields added since, at their defaults
     assert differing(older, expected) == []
-    changed = {"values": 2, "base": {"lam": 0.1, "norm": "batch"}, "one": {"base": {"lam": 0.01}}}
-    assert differing(changed, expected) == ["values", "base.lam", "one.seeds"]
+    del older["one"]["base"]["lam"]  # not at its default: the file cannot say it was 0.01
+    del older["one"]["seeds"]  # not a TrainConfig field
+    assert differing(older, expected) == ["one.seeds", "one.base.lam"]
+    changed = {"values": 2, "base": {**config, "lam": 0.1}, "one": expected["one"]}
+    assert differing(changed, expected) == ["values", "base.lam"]
 
 
 def test_read_committed_returns_what_the_file_holds(tmp_path):
@@ -102,7 +109,7 @@ def test_read_committed_returns_what_the_file_holds(tmp_path):
         read_committed(path, {"values": 2}, "`make it`")
 
 
-@pytest.mark.parametrize("module", [lambda_search, rules])
+@pytest.mark.parametrize("module", [lambda_search, rules, ablation])
 def test_each_command_refuses_an_output_it_cannot_write_before_loading_any_data(module, tmp_path, monkeypatch,
                                                                                 capsys):
     monkeypatch.setattr(committed, "load_cifar10", lambda *args, **kwargs: pytest.fail("the data was loaded"))
@@ -110,3 +117,33 @@ def test_each_command_refuses_an_output_it_cannot_write_before_loading_any_data(
     assert module.main(["--out", str(tmp_path / "file" / "out.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--out" in err and len(err.splitlines()) == 1, err
+
+
+REPORT_SPLIT = SimpleNamespace(train=SimpleNamespace(y=range(45_000)))
+"""Stands for the report split's data, of which notebook 06's reader needs the number of training images only."""
+
+
+def test_notebook_06_reads_the_committed_ablation_in_full_mode_every_row_over_3_seeds():
+    stored = json.loads(ablation.ABLATION_FILE.read_text())
+    runs = ablation.notebook_ablation(FULL, REPORT_SPLIT)
+    configs = ablation.ablation_configs(TrainConfig(), ablation.CHANGES)
+    assert runs == stored["runs"] and list(runs) == list(configs)
+    for label, config in configs.items():
+        assert [run["config"] for run in runs[label]] == [replace(config, seed=s).to_dict() for s in range(3)]
+        assert all("history" not in run for run in runs[label])
+
+
+def test_the_ablation_runs_small_then_is_recalled_and_a_stale_file_is_refused(fake, tmp_path, monkeypatch):
+    base = TrainConfig(hidden=(8,), n_s=2, evals_per_cycle=1)
+    changes = (ablation.change("wider", hidden=(12,)), ablation.change("TTA", tta=True))
+    with ThreadPoolExecutor(1) as executor:
+        found = ablation.run_ablation(fake, base, changes, 2, tmp_path, executor)
+    assert list(found["runs"]) == ["base", "+ wider", "+ TTA", "base + wider + TTA"]
+    assert found["settings"]["seeds"] == 2 and found["settings"]["n_train"] == 100
+    assert ablation.run_ablation(fake, base, changes, 2, tmp_path, NoExecutor()) == found
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps(found))
+    monkeypatch.setattr(ablation, "ABLATION_FILE", path)
+    with pytest.raises(HelpersError, match=r"\(configs\.base\.hidden, .*seeds, n_train differ\): it is stale; make it "
+                                           r"again with `python -m helpers\.report\.ablation` \(about 12 minutes"):
+        ablation.notebook_ablation(FULL, REPORT_SPLIT)

@@ -189,10 +189,10 @@ def test_gradcheck_figure_draws_dots_on_a_shared_log_axis_and_leaves_out_the_unu
 def test_a_title_says_the_settings_in_words_and_fits_a_page():
     title = plots.settings_title("The best model", [("hidden", (1024, 512, 256)), ("lam", 0.002), ("n_s", 4500),
                                                     ("cycles", 4), ("dropout", 0.2), ("flip", True),
-                                                    ("translate", 2), ("tta", True)])
+                                                    ("translate", 2), ("tta", True), ("precise_bn", 20)])
     assert title.replace("\n", " ") == (
         "The best model: hidden layers [1024, 512, 256], lambda 0.002, 4,500 steps per half cycle, 4 cycles,"
-        " dropout 0.2, horizontal flips, translations by up to 2 pixels, tta = True")
+        " dropout 0.2, horizontal flips, translations by up to 2 pixels, mirror TTA, precise_bn = 20")
     assert all(len(line) <= 95 for line in title.split("\n"))
 
 

@@ -158,7 +158,7 @@ class TrainConfig:
     contrast: float = setting(0.0, "augmentation", "scale each training image around its mean by a random factor"
                                                    " in 1 +- this", at_least=0, below=1)
     tta: bool = setting(False, "evaluation", "test-time augmentation: the final accuracies average each image's"
-                                             " and its mirror's softmax")
+                                             " and its mirror's softmax", flags={"--tta": True, "--no-tta": False})
     precise_bn: int = setting(0, "evaluation", "batches from which PreciseBN recomputes BN's statistics after"
                                                " training; 0: keep the running averages", at_least=0)
     evals_per_cycle: int = setting(10, "evaluation", "evaluations of the training curves per cycle", at_least=1)
@@ -216,7 +216,8 @@ def settings_table():
 
 PRESETS = {
     "report": TrainConfig(),
-    "best": TrainConfig(hidden=(1024, 512, 256), dropout=0.2, lam=0.002, flip=True, translate=2, n_s=4500, cycles=4),
+    "best": TrainConfig(hidden=(1024, 512, 256), dropout=0.2, lam=0.002, flip=True, translate=2, n_s=4500, cycles=4,
+                        tta=True),
 }
 """Named configurations: the report's network, and the best model of notebook 06 (python -m helpers train --preset best)."""
 

@@ -8,9 +8,17 @@ points, and the time per run. Below them go the best model of `--preset best`
 without and with mirror TTA (tta_rows), from one training per seed.
 `gains_text` turns the measured table into the paragraph the exercise asks
 for: which changes gave the largest gains.
+
+Cost. The full ablation is 12 trainings of 9,000 steps per seed, 3 seeds,
+most on the textbook path (dropout, augmentation, layer normalization) and
+some four times wider: about 12 minutes with 2 cores, more than half of the
+main job. `python -m helpers.report.ablation` trains it once and writes
+ABLATION_FILE, which notebook 06 reads in full mode (helpers.report.committed);
+in quick mode the notebook trains the same rows on short runs.
 """
 
 import json
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +29,7 @@ from ..errors import HelpersError
 from ..experiments import evaluated
 from ..files import shown_path
 from .cache import cached_seeds
+from .committed import commit_main, read_committed, without_history
 from .settings import FIGURES_DIR
 from .summary import format_spread
 from .tables import Table
@@ -100,6 +109,48 @@ def ablation_runs(configs, cifar, seeds, cache_dir, executor=None):
         seeded = trained[key_of(replace(config, precise_bn=0, tta=False))]
         runs[label] = evaluated_runs(seeded, config.precise_bn, config.tta)
     return runs
+
+
+ABLATION_FILE = FIGURES_DIR / "06_ablation.json"
+"""The full ablation, as `python -m helpers.report.ablation` writes it and notebook 06 reads it."""
+ABLATION_COMMAND = "python -m helpers.report.ablation"
+ABLATION_COST = "about 12 minutes with 2 cores"
+"""36 trainings of 9,000 steps, two at a time; notebook 06 took 11 min 47 s with them in the main job of 2026-12-03
+(2-core AMD EPYC, SkylakeX kernels, the JPEG re-encoded copy of CIFAR-10)."""
+SEEDS, QUICK_SEEDS = 3, 2
+"""Seeds of each row of the ablation (0, 1, 2), in full and in quick mode."""
+
+
+def run_ablation(cifar, base, changes, seeds, cache_dir, executor=None):
+    """The ablation of changes on base over seeds, as a committed file holds it: {"settings", "runs"}.
+
+    "settings": the configs of ablation_configs(base, changes) as dicts,
+    seeds and the training images; "runs": ablation_runs(...) without the
+    runs' curves.
+    """
+    configs = ablation_configs(base, changes)
+    runs = ablation_runs(configs, cifar, seeds, cache_dir, executor)
+    return {"settings": ablation_settings(configs, seeds, len(cifar.train.y)),
+            "runs": {label: [without_history(run) for run in seeded] for label, seeded in runs.items()}}
+
+
+def ablation_settings(configs, seeds, n_train):
+    return {"configs": {label: config.to_dict() for label, config in configs.items()}, "seeds": seeds,
+            "n_train": n_train}
+
+
+def notebook_ablation(settings, cifar):
+    """Notebook 06's ablation, {label: [summary] * seeds}: read from ABLATION_FILE in full mode, run small in quick mode.
+
+    settings: a NotebookSettings; in quick mode the rows train on
+    settings.n_s steps per half cycle, QUICK_SEEDS seeds, kept in
+    settings.cache, on settings.scheduler.
+    """
+    if not settings.quick:
+        expected = ablation_settings(ablation_configs(TrainConfig(), CHANGES), SEEDS, len(cifar.train.y))
+        return read_committed(ABLATION_FILE, expected, f"`{ABLATION_COMMAND}` ({ABLATION_COST})")["runs"]
+    return run_ablation(cifar, TrainConfig(n_s=settings.n_s), CHANGES, QUICK_SEEDS, settings.cache,
+                        settings.scheduler)["runs"]
 
 
 def evaluated_runs(runs, precise_bn, tta):
@@ -205,8 +256,8 @@ def best_settings():
 
 BEST_MODEL_FILE = FIGURES_DIR / "06_best_model.json"
 """The best model over 3 seeds, as BEST_MODEL_COMMAND writes it."""
-BEST_MODEL_COMMAND = "python -m helpers train --preset best --tta --seeds 3 --json"
-"""The command that makes BEST_MODEL_FILE, given its path (about 15 minutes per seed): --tta also measures each
+BEST_MODEL_COMMAND = "python -m helpers train --preset best --seeds 3 --json"
+"""The command that makes BEST_MODEL_FILE, given its path (about 15 minutes per seed). The preset measures each
 network with mirror TTA, its accuracies without it kept beside (helpers.experiments.summarize)."""
 
 BEST, BEST_TTA = "best model", "best model + mirror TTA"
@@ -223,7 +274,7 @@ def best_model_runs(settings, cifar, cache_dir):
     """
     if not settings.quick:
         return read_seed_runs(BEST_MODEL_FILE)
-    quick = replace(PRESETS["best"], n_s=settings.n_s, cycles=1, tta=True)
+    quick = replace(PRESETS["best"], n_s=settings.n_s, cycles=1)
     return cached_seeds({"best": quick}, cifar, settings.seeds, cache_dir, settings.scheduler)["best"]
 
 
@@ -253,3 +304,17 @@ def read_seed_runs(path):
     except FileNotFoundError:
         raise HelpersError(f"{path} is missing: make it with `{BEST_MODEL_COMMAND} {path}` (about 15 minutes "
                            f"per seed).") from None
+
+
+def main(argv=None):
+    """`python -m helpers.report.ablation`: train the full ablation and write it to ABLATION_FILE (or --out)."""
+    def make(cifar, cache, scheduler):
+        found = run_ablation(cifar, TrainConfig(), CHANGES, SEEDS, cache, scheduler)
+        return found, f"{ablation_table(found['runs'])}\n{gains_text(found['runs'], CHANGES)}"
+
+    return commit_main(argv, ABLATION_COMMAND, f"Train notebook 06's ablation ({ABLATION_COST}) and write it as "
+                       "JSON.", ABLATION_FILE, make)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..core.config import TrainConfig
 from ..core.data import load_cifar10
 from ..errors import HelpersError
 from ..files import check_writable_file, shown_path, write_json
@@ -25,11 +26,10 @@ def read_committed(path, expected, command):
     """The result stored at path, refused if it is missing or was made with other settings than expected.
 
     The file holds {"settings": ..., ...}; expected: the settings the
-    notebook would make it with. TrainConfigs (dicts under a key "base") are
-    compared on the fields both know, so that a field added to TrainConfig
-    since, at its default, does not make the file stale; any other
-    difference does. command: how to make the file and how long it takes,
-    for the error message.
+    notebook would make it with. A TrainConfig field that expected has at
+    its default and the file lacks (added to TrainConfig since the file was
+    made) does not make it stale; any other difference does. command: how
+    to make the file and how long it takes, for the error message.
     """
     path = Path(path)
     try:
@@ -43,18 +43,28 @@ def read_committed(path, expected, command):
     return stored
 
 
-def differing(have, expected, prefix="", in_base=False):
+def differing(have, expected, prefix=""):
     """The keys of the dict expected whose values differ in have, dotted ("base.lam"); see read_committed."""
+    is_config = expected.keys() == DEFAULTS.keys()  # a TrainConfig's dict, at today's fields
     differ = []
     for key, value in expected.items():
         if key not in have:
-            if not in_base:
+            if not (is_config and value == DEFAULTS[key]):
                 differ.append(prefix + key)
         elif isinstance(value, dict) and isinstance(have[key], dict):
-            differ += differing(have[key], value, f"{prefix}{key}.", key == "base")
+            differ += differing(have[key], value, f"{prefix}{key}.")
         elif have[key] != value:
             differ.append(prefix + key)
     return differ
+
+
+DEFAULTS = TrainConfig().to_dict()
+"""The default of every TrainConfig field, as in a config's dict."""
+
+
+def without_history(summary):
+    """A run's summary without its curves: a committed table needs its final numbers only, and the file stays small."""
+    return {key: value for key, value in summary.items() if key != "history"}
 
 
 def commit_main(argv, prog, description, out, make):

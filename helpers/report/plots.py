@@ -57,6 +57,7 @@ SETTING_WORDS = {
     "dropout": lambda v: f"dropout {v:g}",
     "flip": lambda v: "horizontal flips" if v else "no flips",
     "translate": lambda v: f"translations by up to {v} pixels",
+    "tta": lambda v: "mirror TTA" if v else "no TTA",
 }
 """How a title says a TrainConfig setting in words; any other setting is written "name = value"."""
 

@@ -46,7 +46,7 @@ from ..errors import ConfigError
 from ..pool import executor_for
 from ..search import SearchConfig, run_search
 from .cache import DEFAULT_CACHE_DIR, cached_seeds, folder_for
-from .committed import commit_main, read_committed
+from .committed import commit_main, read_committed, without_history
 from .plots import PAGE_WIDTH, STYLE
 from .settings import FIGURES_DIR
 from .summary import format_spread
@@ -163,11 +163,6 @@ def run_comparison(cifar, base, values, seeds, cache_dir=DEFAULT_CACHE_DIR, exec
         runs = cached_seeds(configs, cifar, seeds, cache_dir, pool, progress)
     return {"settings": comparison_settings(base, values, seeds, n_train, contenders), "searches": searches,
             "runs": {label: [without_history(run) for run in seeded] for label, seeded in runs.items()}}
-
-
-def without_history(summary):
-    """A run's summary without its curves: the comparison needs its final numbers only, and the file stays small."""
-    return {key: value for key, value in summary.items() if key != "history"}
 
 
 def read_comparison(path, expected):
