@@ -70,6 +70,6 @@ def test_the_fast_path_benchmark_times_every_trick_and_both_steps(tmp_path):
         assert name in printed
         assert trick["plain_us"] > 0 and trick["fast_us"] >= 0
         assert trick["saved_us"] == pytest.approx(trick["plain_us"] - trick["fast_us"])
-    assert set(results["steps"]) == {"3-layer BN", "9-layer BN"}
+    assert set(results["steps"]) == {"3-layer BN", "9-layer BN", "best model (--preset best, with dropout)"}
     for step in results["steps"].values():
         assert step["speedup"] == pytest.approx(step["textbook_us"] / step["fast_us"])

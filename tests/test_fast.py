@@ -5,6 +5,7 @@ float64 both give the same cost, gradients and steps to a relative 1e-12,
 and they train the same history.
 """
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -195,10 +196,64 @@ def test_batch_sum_and_mean_are_the_sums_and_means_over_rows():
     assert fast.batch_sum(A, out=out) is out
 
 
-@pytest.mark.parametrize("option", [dict(dropout=0.2), dict(norm_place="after"), dict(skips=True)])
+@pytest.mark.parametrize("option", [dict(norm_place="after"), dict(skips=True)])
 def test_the_fast_path_refuses_a_network_with_options(option):
     with pytest.raises(ConfigError, match="textbook_step"):
         fast.make_step(init_network([12, 6, 6, 3], **option), 0.0)
+
+
+def test_the_fast_path_refuses_dropout_without_a_generator_before_touching_the_network():
+    net = init_network([12, 6, 6, 3], dropout=0.2)
+    params = net.params
+    with pytest.raises(ConfigError, match="pass rng"):
+        fast.make_step(net, 0.0)
+    assert net.params is params
+
+
+@pytest.mark.parametrize("dims, norm", NETWORKS[1:])
+def test_with_dropout_the_fast_loss_and_gradients_are_the_textbook_ones(dims, norm):
+    """The same generator state gives both paths the same masks."""
+    net, X, y = problem(dims, norm)
+    net = replace(net, dropout=0.3)
+    _, loss, grads, _ = forward_backward(net, X, y, lam=0.0, rng=np.random.default_rng(7))
+    fast_grads = {name: np.zeros_like(p) for name, p in net.params.items()}
+    fast_loss, _ = fast.forward_backward(net, X, y, fast_grads, rng=np.random.default_rng(7))
+
+    assert fast_loss == pytest.approx(loss, rel=1e-12)
+    plain = forward_backward(replace(net, dropout=0.0), X, y, lam=0.0)[1]
+    assert fast_loss != pytest.approx(plain, rel=1e-3)  # the masks are used
+    for name in net.params:
+        assert_same(fast_grads[name], grads[name], what=name)
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_with_dropout_the_step_of_each_path_is_the_same(norm):
+    """training.make_step gives both paths the generator [seed, 2], so three steps draw the same masks."""
+    config = TrainConfig(lam=0.01, dropout=0.2, seed=3)
+    nets = [replace(problem([3072, 50, 50, 10], norm)[0], dropout=0.2) for _ in range(2)]
+    _, X, y = problem([3072, 50, 50, 10], norm)
+    quick, textbook = (training.make_step(net, replace(config, textbook=textbook))
+                       for net, textbook in zip(nets, (False, True)))
+    assert isinstance(textbook, functools.partial) and not isinstance(quick, functools.partial)
+    for eta in (0.05, 0.02, 0.03):
+        assert quick(X, y, eta) == pytest.approx(textbook(X, y, eta), rel=1e-12)
+    for name in nets[1].params:
+        assert_same(nets[0].params[name], nets[1].params[name], what=name)
+    for name in nets[1].running:
+        assert_same(nets[0].running[name], nets[1].running[name], what=name)
+
+
+def test_with_dropout_both_paths_train_the_same_history():
+    config = TrainConfig(hidden=(30, 20), n_batch=20, n_s=100, cycles=1, evals_per_cycle=4, lam=0.005,
+                         dropout=0.2)
+    train_set, val_set = blobs(600), blobs(100, seed=1)
+    train_set.X, val_set.X = train_set.X.astype(np.float64), val_set.X.astype(np.float64)
+    runs = [train(replace(config, textbook=textbook), train_set, val_set, progress=False)
+            for textbook in (True, False)]
+    for key in ("train_cost", "train_loss", "val_loss"):
+        np.testing.assert_allclose(runs[1].history[key], runs[0].history[key], rtol=1e-9, err_msg=key)
+    for name, p in runs[0].net.params.items():
+        assert_same(runs[1].net.params[name], p, rel=1e-7, what=name)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

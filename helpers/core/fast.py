@@ -47,6 +47,14 @@ benchmarks/results/fast_path.json, OpenBLAS SkylakeX kernels, 2 threads):
 A whole step, without gathering the batch: 3-layer BN network 644 -> 358 us
 (1.8x), 9-layer BN network 1014 -> 492 us (2.1x).
 
+Dropout, which the best model (--preset best) uses, runs on this path too:
+forward draws its masks with layers.dropout_mask from the same generator, in
+the same order, as network.forward, so both paths train the same networks
+(tests/test_fast.py). On the best model's step the path gains mostly by
+trick 4 (layer 1 is 3072 x 1024): 30.2 -> 17.9 ms per step (1.69x;
+`python benchmarks/fast_path.py` on 2026-12-03, when the same computer
+took 1191 -> 653 us for the 3-layer step: slower that day, the same ratio).
+
 train() uses this path unless TrainConfig.textbook is set.
 """
 
@@ -60,7 +68,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConfigError
 from .augment import CHANNELS, SIDE, draw_augmentation, inside_mask, raw_means
-from .layers import BN_EPS, check_smoothing
+from .layers import BN_EPS, check_smoothing, dropout_mask
 from .network import moving_average
 
 
@@ -160,8 +168,12 @@ def cross_entropy_backward(P, y, scale, smoothing=0.0):
 # ------------------------------------------------------ the forward-backward
 
 
-def forward(net, X):
-    """Training-mode scores. X: (n, d_in) -> S: (n, K), caches, batch_stats [mu1, var1, ...]."""
+def forward(net, X, rng=None):
+    """Training-mode scores. X: (n, d_in) -> S: (n, K), caches, batch_stats [mu1, var1, ...].
+
+    rng draws the dropout masks, as network.forward does, in the same order
+    and from the same numbers (layers.dropout_forward): needed when net.dropout > 0.
+    """
     p, k = net.params, net.n_layers
     caches, batch_stats = [], []
     H = X
@@ -174,11 +186,15 @@ def forward(net, X):
             batch_stats += [mu, var]
         else:
             S += p[f"b{l}"]
-        caches.append((H, bn_cache))
-        H = np.maximum(S, 0)
+        H_in, H = H, np.maximum(S, 0)
+        M = None
+        if net.dropout:
+            M = dropout_mask(H.shape, net.dropout, rng, H.dtype)
+            H *= M
+        caches.append((H_in, bn_cache, M))
     S = np.dot(H, p[f"W{k}"])
     S += p[f"b{k}"]
-    caches.append((H, None))
+    caches.append((H, None, None))
     return S, caches, batch_stats
 
 
@@ -190,10 +206,12 @@ def backward(net, dS, caches, grads):
     """
     k = net.n_layers
     for l in range(k, 0, -1):
-        H, bn_cache = caches[l - 1]
+        H, bn_cache, M = caches[l - 1]
         if l < k:
-            H_out = caches[l][0]  # layer l's ReLU output is layer l + 1's input
-            dS = dH * (H_out > 0)
+            H_out = caches[l][0]  # layer l's output (ReLU, then dropout) is layer l + 1's input
+            dS = dH * (H_out > 0)  # a dropped unit's dS is 0 either way: its H_out is 0
+            if M is not None:
+                dS *= M
             if bn_cache is not None:
                 dS = batchnorm_backward(dS, bn_cache, grads[f"gamma{l}"], grads[f"beta{l}"])
         np.dot(H.T, dS, out=grads[f"W{l}"])
@@ -203,15 +221,16 @@ def backward(net, dS, caches, grads):
             dH = np.dot(dS, net.params[f"W{l}"].T)
 
 
-def forward_backward(net, X, y, grads, scale=1.0, smoothing=0.0):
+def forward_backward(net, X, y, grads, scale=1.0, smoothing=0.0, rng=None):
     """The loss of a mini-batch in training mode, and scale times its gradient.
 
     X: (n, d_in), y: (n,); grads: arrays keyed like net.params, written in
     place (the loss's gradient only: the L2 term is the update's, trick 7).
     smoothing: the label smoothing eps of the loss (0: none), checked by the caller.
+    rng: the generator of the dropout masks (see forward).
     Returns the loss and the batch statistics [mu1, var1, mu2, var2, ...].
     """
-    S, caches, batch_stats = forward(net, X)
+    S, caches, batch_stats = forward(net, X, rng)
     loss, P = cross_entropy_forward(S, y, smoothing)
     backward(net, cross_entropy_backward(P, y, scale, smoothing), caches, grads)
     return loss, batch_stats
@@ -273,14 +292,15 @@ def sgd_update(flat, eta, lam):
 
 def trains(net):
     """Whether this path trains net: the report's networks, batch-normalized before the ReLU or not at all,
-    without dropout or skips. Every other network trains on the textbook path."""
-    return net.norm in ("none", "batch") and net.norm_place == "before" and net.dropout == 0 and not net.skips
+    with or without dropout, without skips. Every other network trains on the textbook path."""
+    return net.norm in ("none", "batch") and net.norm_place == "before" and not net.skips
 
 
-def make_step(net, lam, smoothing=0.0):
+def make_step(net, lam, smoothing=0.0, rng=None):
     """A training step for net on the fast path: step(X, y, eta) -> the mini-batch's loss.
 
-    smoothing: the label smoothing eps of the loss (0: none). The step moves
+    smoothing: the label smoothing eps of the loss (0: none). rng: the
+    generator of the dropout masks, needed when net.dropout > 0. The step moves
     net's parameters and running averages into flat vectors (their views
     stay in net.params and net.running) and updates them in place. A step
     whose loss is not finite changes nothing, so that the caller can stop
@@ -288,15 +308,18 @@ def make_step(net, lam, smoothing=0.0):
     """
     if not trains(net):
         raise ConfigError("The fast path trains the report's networks only, with batch normalization before the "
-                          "ReLU or none, without dropout or skips: train this one with training.textbook_step "
+                          "ReLU or none, without skips: train this one with training.textbook_step "
                           "(train() does so by itself).")
+    if net.dropout and rng is None:
+        raise ConfigError(f"This network drops hidden units in training (dropout={net.dropout}): pass rng, "
+                          "a numpy Generator, to draw the dropout masks.")
     check_smoothing(smoothing)
     flat = flatten_parameters(net)
     running, views = flatten(list(net.running.values()))
     net.running = dict(zip(net.running, views))  # mu1, var1, mu2, var2, ...
 
     def step(X, y, eta):
-        loss, batch_stats = forward_backward(net, X, y, flat.grads, scale=eta, smoothing=smoothing)
+        loss, batch_stats = forward_backward(net, X, y, flat.grads, scale=eta, smoothing=smoothing, rng=rng)
         if math.isfinite(loss):
             sgd_update(flat, eta, lam)
             if batch_stats:  # trick 9

@@ -216,8 +216,16 @@ def dropout_forward(H, p, rng):
         raise ConfigError(f"dropout p (the probability of dropping a unit) must be in [0, 1), got {p}.")
     if p == 0:
         return H, None
-    M = ((rng.random(H.shape) >= p) / (1 - p)).astype(H.dtype)  # (n, d)
+    M = dropout_mask(H.shape, p, rng, H.dtype)
     return H * M, M
+
+
+def dropout_mask(shape, p, rng, dtype):
+    """The mask M of inverted dropout: 1 / (1 - p) for a kept unit, each kept with probability 1 - p, else 0.
+
+    shape: (n, d); the draws are rng.random(shape), so one generator state always gives the same mask.
+    """
+    return ((rng.random(shape) >= p) / (1 - p)).astype(dtype)
 
 
 def dropout_backward(dout, cache):

@@ -102,17 +102,19 @@ def make_step(net, config):
     """step(X, y, eta) -> loss: one training step of config's kind on net.
 
     The fast path of fast.py trains the report's networks with plain SGD
-    (fast.trains says which); the textbook code of network.py trains
-    everything else (dropout, other normalizations or places, skips, other
-    update rules), and the report's networks too when config.textbook is set.
+    (fast.trains says which), with dropout too; the textbook code of
+    network.py trains everything else (other normalizations or places,
+    skips, other update rules), and the report's networks too when
+    config.textbook is set. Both draw the dropout masks from the generator
+    [seed, 2], in the same order.
     """
+    rng = np.random.default_rng([config.seed, 2]) if config.dropout > 0 else None
     if not config.textbook and fast.trains(net) and config.optimizer == "sgd":
-        return fast.make_step(net, config.lam, config.label_smoothing)
+        return fast.make_step(net, config.lam, config.label_smoothing, rng)
     rule = None
     if config.optimizer != "sgd":
         settings = {"momentum": config.momentum, "rho": config.rmsprop_rho}  # each rule reads its own
         rule = (config.optimizer, init_state(config.optimizer, net.params), settings)
-    rng = np.random.default_rng([config.seed, 2]) if config.dropout > 0 else None
     return functools.partial(textbook_step, net, lam=config.lam, rule=rule, rng=rng,
                              smoothing=config.label_smoothing)
 
