@@ -132,6 +132,9 @@ class TrainConfig:
     init: str | float = setting("he", "model", "the weights' initialization: he, xavier, or every layer's"
                                                " standard deviation sigma", choices=INITS, above=0,
                                 flags={"--init": str, "--sigma": float})
+    zca: float = setting(0.0, "model", "ZCA whitening of the images before the first layer, with this eps added to"
+                                        " their covariance's eigenvalues (which sum to 3072), folded into W1 after"
+                                        " training (helpers.core.whiten); 0: none", at_least=0)
     alpha: float = setting(0.9, "model", "weight of the old value in BN's running averages", at_least=0, below=1)
     seed: int = setting(0, "run", "seeds the initialization, the batches, dropout and augmentation", at_least=0,
                         search=False)
@@ -242,6 +245,9 @@ def check_config(config, n_train=None):
     else:  # the run's length is known only with the data: check all but the warm-up's fit, which train() checks
         check_schedule(c.schedule, c.warmup + 1, c.eta_min, c.eta_max, 1, c.step_gamma, None, c.warmup)
     check_options([1, *c.hidden, 1], c.norm, c.dropout, c.norm_place, c.skips)
+    if c.zca and (c.brightness or c.contrast):
+        raise ConfigError(f"The brightness and contrast jitter change raw pixels, and ZCA whitening (zca={c.zca}) "
+                          "has mixed them: set zca to 0, or brightness and contrast to 0.")
     if c.precise_bn and c.norm != "batch":
         raise ConfigError(f"precise_bn recomputes batch normalization's statistics: it needs norm 'batch', "
                           f"got {c.norm!r}.")

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ConfigError, DivergedError
 from ..progress import progress_bar
 from .data import Split
-from . import fast, probe
+from . import fast, probe, whiten
 from .augment import augment
 from .config import TrainConfig, check_config, half_cycle_steps
 from .optim import init_state, learning_rate, update
@@ -131,14 +131,21 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     train_set, val_set: objects with X: (n, d) and y: (n,), e.g. helpers.core.data.Split.
     mean, std: (d,) how the images were normalized (helpers.core.data.Cifar10),
     needed by the brightness and contrast jitter only.
+    With config.zca, training and the history see the images ZCA-whitened,
+    and the networks returned (the final one and the snapshots) take them
+    as given: the whitening is folded into their W1 (helpers.core.whiten).
     Ctrl-C stops training cleanly: the result then holds what was trained so
     far, with interrupted=True. A NaN or infinite cost raises DivergedError.
     """
-    X, y = train_set.X, train_set.y
-    n_train = len(X)
+    n_train = len(train_set.X)
     check_config(config, n_train)  # with n_train, the schedule is checked over the run's real length
     if (config.brightness or config.contrast) and (mean is None or std is None):
         raise ConfigError("The brightness and contrast jitter work on raw pixels: pass the data's mean and std.")
+    Z = None
+    if config.zca:  # training and its curves see whitened images; the map is folded into W1 at the end
+        Z = whiten.zca_matrix(train_set.X, config.zca)
+        train_set, val_set = (Split(whiten.whitened(s.X, Z), s.y) for s in (train_set, val_set))
+    X, y = train_set.X, train_set.y
     n_s = half_cycle_steps(config, n_train)
     total_steps = 2 * n_s * config.cycles
     eval_every = max(1, (2 * n_s) // config.evals_per_cycle)
@@ -189,6 +196,9 @@ def train(config, train_set, val_set, progress=True, mean=None, std=None):
     if config.precise_bn and not result.interrupted:
         result.before_precise_bn = copy_network(net)
         precise_bn(net, X, y, config.precise_bn, config.n_batch, np.random.default_rng([config.seed, 3]))
+    if Z is not None:
+        for trained in (net, *result.snapshots, *filter(None, [result.before_precise_bn])):
+            whiten.fold(trained, Z)
     return result
 
 
