@@ -24,7 +24,10 @@
 # training), other update rules. Every one of them is in `helpers/core/`
 # (dropout and the network's options in `layers.py` and `network.py`, the
 # update rules and schedules in `optim.py`, the augmentation in
-# `augment.py`), checked against numerical gradients and PyTorch.
+# `augment.py`), checked against numerical gradients and PyTorch. One more
+# avenue, older than the course: ZCA whitening of the images (`whiten.py`),
+# which decorrelates the pixels for the first layer and is folded into its
+# weights after training.
 #
 # **The ablation.** Each change alone on top of the report's 3-layer BN
 # network (n_s = 2250, two cycles), then the changes added one by one, each
@@ -33,14 +36,16 @@
 # Welch's t-test, and the training time per run. PreciseBN and mirror TTA
 # change only how a trained network is evaluated, so their rows read their
 # accuracy from the training of the row they add to (`ablation.ablation_runs`).
+# ZCA whitening uses the best model's eps, 3 (`docs/beyond-the-report.md`
+# says how it was chosen).
 # Label smoothing (eps = 0.1, Szegedy et al. 2016) and layer normalization
 # in place of batch normalization (Ba et al. 2016) are measured alone only:
 # layer normalization leaves PreciseBN nothing to recompute. The last two
 # rows are the best model below (`--preset best`, its committed file in
 # full mode), without and with mirror TTA, from the same three networks.
 #
-# The ablation's 36 trainings take about 12 minutes with 2 cores, more than
-# half of the main job: in full mode the table reads `figures/06_ablation.json`,
+# The ablation's 42 trainings take about 13 minutes with 2 cores, as long
+# as the whole main job: in full mode the table reads `figures/06_ablation.json`,
 # committed, which one command makes (every run kept in the cache):
 #
 #     python -m helpers.report.ablation
@@ -120,9 +125,11 @@ print(rules.rules_text(found))
 #
 #     python -m helpers train --preset best --seeds 3 --json figures/06_best_model.json
 #
-# The figures below read that file (committed; 12 to 18 minutes per seed
+# The figures below read that file (committed; about 13 minutes per seed
 # with 2 cores). Seed 0's curves, with the range of the 3 seeds as a band.
 # In quick mode (CI), the same settings train for one short cycle instead.
+# It trains on ZCA-whitened images (eps 3), the map folded into its first
+# layer afterwards, so the network takes the images as every other does.
 # The preset evaluates with mirror TTA (each test image and its mirror,
 # their class probabilities averaged), which changes no training: the
 # ablation's last two rows give the same networks without and with it.

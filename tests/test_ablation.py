@@ -53,6 +53,14 @@ def test_a_change_that_hurts_is_said_to():
     assert "Alone, lower eta (-3.10 points) lowered the accuracy." in gains_text(runs, CHANGES)
 
 
+def test_a_change_that_hurts_alone_and_helps_added_to_the_others_is_said_to():
+    runs = {**RUNS, "+ 4 cycles": seeds(0.520, 0.521, 0.519), "base + wider + 4 cycles": seeds(0.580, 0.581, 0.582)}
+    text = gains_text(runs, CHANGES)
+    assert "Yet 4 cycles, -1.10 points alone, moved the network of the changes before it by +2.00 points (p = " in text
+    assert "what a change buys depends on the network it joins." in text
+    assert "Yet" not in gains_text(RUNS, CHANGES)  # 4 cycles helps alone and added; lower eta is not significant
+
+
 @pytest.mark.parametrize("missing", ["base", "+ wider"])
 def test_a_missing_run_is_a_key_error(missing):
     runs = {k: v for k, v in RUNS.items() if k != missing}

@@ -33,6 +33,15 @@ def test_curves_figure_has_a_row_of_cost_loss_accuracy_per_run():
     assert fig.get_suptitle() == "3-layer"
 
 
+def test_the_test_line_of_runs_measured_with_mirror_tta_says_so():
+    runs = [{**fake_run(0.6), "config": {"tta": True, "seed": 0}}, {**fake_run(0.62), "config": {"tta": True, "seed": 1}}]
+    (legend,) = plots.curves_figure({"best": runs}).legends
+    assert legend.get_texts()[-1].get_text() == "test, the final network with mirror TTA"
+    runs[1]["config"]["tta"] = False
+    (legend,) = plots.curves_figure({"best": runs}).legends
+    assert legend.get_texts()[-1].get_text() == "test, the final network"
+
+
 def test_the_rows_of_the_curves_figure_share_the_y_axis_of_each_quantity_and_every_axis_is_labelled():
     runs = {"no BN": fake_run(), "BN": fake_run(shift=1.0)}  # BN's cost and loss 1 higher: its own limits would differ
     top, bottom = np.array(plots.curves_figure(runs).axes).reshape(2, 3)

@@ -220,7 +220,7 @@ def settings_table():
 PRESETS = {
     "report": TrainConfig(),
     "best": TrainConfig(hidden=(1024, 512, 256), dropout=0.2, lam=0.002, flip=True, translate=2, n_s=4500, cycles=4,
-                        tta=True),
+                        tta=True, zca=3.0),
 }
 """Named configurations: the report's network, and the best model of notebook 06 (python -m helpers train --preset best)."""
 

@@ -9,9 +9,9 @@ without and with mirror TTA (tta_rows), from one training per seed.
 `gains_text` turns the measured table into the paragraph the exercise asks
 for: which changes gave the largest gains.
 
-Cost. The full ablation is 12 trainings of 9,000 steps per seed, 3 seeds,
-most on the textbook path (dropout, augmentation, layer normalization) and
-some four times wider: about 12 minutes with 2 cores, more than half of the
+Cost. The full ablation is 14 trainings of 9,000 steps per seed, 3 seeds,
+some on the textbook path (layer normalization, BN after the ReLU), some
+four times wider: about 13 minutes with 2 cores, as long as the whole
 main job. `python -m helpers.report.ablation` trains it once and writes
 ABLATION_FILE, which notebook 06 reads in full mode (helpers.report.committed);
 in quick mode the notebook trains the same rows on short runs.
@@ -114,8 +114,8 @@ def ablation_runs(configs, cifar, seeds, cache_dir, executor=None):
 ABLATION_FILE = FIGURES_DIR / "06_ablation.json"
 """The full ablation, as `python -m helpers.report.ablation` writes it and notebook 06 reads it."""
 ABLATION_COMMAND = "python -m helpers.report.ablation"
-ABLATION_COST = "about 12 minutes with 2 cores"
-"""36 trainings of 9,000 steps, two at a time; notebook 06 took 11 min 47 s with them in the main job of 2026-12-03
+ABLATION_COST = "about 13 minutes with 2 cores"
+"""42 trainings of 9,000 steps, two at a time; `python -m helpers.report.ablation` took 13 min 18 s on 2026-12-03
 (2-core AMD EPYC, SkylakeX kernels, the JPEG re-encoded copy of CIFAR-10)."""
 SEEDS, QUICK_SEEDS = 3, 2
 """Seeds of each row of the ablation (0, 1, 2), in full and in quick mode."""
@@ -215,6 +215,10 @@ def gains_text(runs, changes):
         sentences.append(capitalized(join(neutral)) + " made no difference the seeds could tell from noise.")
     if hurt:
         sentences.append("Alone, " + join(hurt) + " lowered the accuracy.")
+    for name, alone_test, added_test in turned(runs, changes):
+        sentences.append(f"Yet {name}, {100 * alone_test['difference']:+.2f} points alone, moved the network of the "
+                         f"changes before it by {100 * added_test['difference']:+.2f} points "
+                         f"({format_p(added_test['p'])}): what a change buys depends on the network it joins.")
     sentences.append(f"The changes added up ({best_label}) reach {format_spread(best)}, "
                      f"{100 * gain['difference']:+.2f} points over the base.")
     if BEST in runs and BEST_TTA not in runs:
@@ -228,11 +232,30 @@ def gains_text(runs, changes):
     return " ".join(sentences)
 
 
+def turned(runs, changes):
+    """(name, Welch alone, Welch added) of each added-up change that helps alone and hurts added, or the reverse.
+
+    "Added": its cumulative row against the row before it (ablation_configs'
+    order); both tests must be significant (p < ALPHA) and of opposite signs.
+    """
+    base = [run["test_accuracy"] for run in runs["base"]]
+    added = [c for c in changes if c.added_up]
+    found = []
+    for i in range(1, len(added)):
+        before, after = (runs[together_label(added[:j])] for j in (i, i + 1))
+        alone = welch([run["test_accuracy"] for run in runs[f"+ {added[i].name}"]], base)
+        joined = welch([run["test_accuracy"] for run in after], [run["test_accuracy"] for run in before])
+        if alone["p"] < ALPHA and joined["p"] < ALPHA and alone["difference"] * joined["difference"] < 0:
+            found.append((added[i].name, alone, joined))
+    return found
+
+
 CHANGES = (
     change("wider [200, 100]", hidden=(200, 100)),
     change("dropout 0.2", dropout=0.2),
     change("flips", flip=True),
     change("translations by 2 pixels", translate=2),
+    change("ZCA whitening", zca=3.0),
     change("BN after the ReLU", norm_place="after"),
     change("label smoothing 0.1", added_up=False, label_smoothing=0.1),
     change("layer normalization", added_up=False, norm="layer"),
@@ -257,7 +280,7 @@ def best_settings():
 BEST_MODEL_FILE = FIGURES_DIR / "06_best_model.json"
 """The best model over 3 seeds, as BEST_MODEL_COMMAND writes it."""
 BEST_MODEL_COMMAND = "python -m helpers train --preset best --seeds 3 --json"
-"""The command that makes BEST_MODEL_FILE, given its path (about 15 minutes per seed). The preset measures each
+"""The command that makes BEST_MODEL_FILE, given its path (about 13 minutes per seed). The preset measures each
 network with mirror TTA, its accuracies without it kept beside (helpers.experiments.summarize)."""
 
 BEST, BEST_TTA = "best model", "best model + mirror TTA"
@@ -302,7 +325,7 @@ def read_seed_runs(path):
     try:
         return json.loads(path.read_text())["summaries"]
     except FileNotFoundError:
-        raise HelpersError(f"{path} is missing: make it with `{BEST_MODEL_COMMAND} {path}` (about 15 minutes "
+        raise HelpersError(f"{path} is missing: make it with `{BEST_MODEL_COMMAND} {path}` (about 13 minutes "
                            f"per seed).") from None
 
 

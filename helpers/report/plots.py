@@ -58,6 +58,7 @@ SETTING_WORDS = {
     "flip": lambda v: "horizontal flips" if v else "no flips",
     "translate": lambda v: f"translations by up to {v} pixels",
     "tta": lambda v: "mirror TTA" if v else "no TTA",
+    "zca": lambda v: f"ZCA whitening (eps {v:g})" if v else "no whitening",
 }
 """How a title says a TrainConfig setting in words; any other setting is written "name = value"."""
 
@@ -136,7 +137,9 @@ def curves_figure(runs, title=None, log_cost=False):
                 ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 1)))
                 ax.set_ylabel(f"{AXIS_LABELS['cost']}, log scale")
         handles = axes[0, -1].lines
-        fig.legend(handles, ["training", "validation", "test, the final network"],
+        # The curves are measured without TTA; a test line measured with it says so.
+        mirrored = all(run.get("config", {}).get("tta") for seeded in rows.values() for run in seeded)
+        fig.legend(handles, ["training", "validation", "test, the final network" + (" with mirror TTA" * mirrored)],
                    loc="outside lower center", ncols=3, title=seeds_note(next(iter(rows.values()))) or None)
         if title:
             fig.suptitle(title)
