@@ -176,9 +176,10 @@ def test_the_ablation_has_its_rows_and_the_paragraph_written_from_them(quick_run
     executed = nbformat.read(root / "executed" / "06_beyond_the_report.ipynb", as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
     (table,) = [o["data"]["text/markdown"] for o in outputs if "| gain over base" in o.get("data", {}).get("text/markdown", "")]
-    # header, rule, 16 rows of the ablation, the best model without and with mirror TTA
-    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2 + 16 + 2
+    # header, rule, 18 rows of the ablation, the best model without and with mirror TTA
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 2 + 18 + 2
     assert "| + label smoothing 0.1 |" in table and "| + layer normalization |" in table
+    assert "| + ZCA whitening |" in table
     assert "| best model + mirror TTA |" in table
     (text,) = [o["text"] for o in outputs if o.output_type == "stream" and "The changes added up" in o["text"]]
     assert "points over the base" in text and "On the best model, mirror TTA moves the test accuracy" in text
