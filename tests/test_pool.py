@@ -36,8 +36,13 @@ def fake_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A Dask scheduler and 2 worker processes of one thread each, as separate processes; yields its address."""
+def cluster_client(tmp_path_factory):
+    """A Dask scheduler and 2 worker processes of one thread each, as separate processes; yields its address
+    and the one client of it that the tests share.
+
+    One client for the module: a second Client in the same process starts an IO-loop thread of its own, and
+    on a busy 2-core machine that start once missed distributed's 10-second limit (an AssertionError in
+    LoopRunner, at a test's setup)."""
     from distributed import Client
 
     folder = tmp_path_factory.mktemp("cluster")
@@ -52,21 +57,25 @@ def cluster(tmp_path_factory):
     try:
         with Client(scheduler_file=str(address_file), timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
-            yield client.scheduler.address
+            yield client.scheduler.address, client
     finally:
         for proc in (workers, scheduler):
             proc.terminate()
             proc.wait(timeout=60)
 
 
-@pytest.fixture
-def client(cluster):
-    """A client of the cluster, to ask what its workers did; the scheduler records every task from now on."""
-    from distributed import Client
+@pytest.fixture(scope="module")
+def cluster(cluster_client):
+    """The address of the module's Dask cluster, "tcp://127.0.0.1:PORT"."""
+    return cluster_client[0]
 
-    with Client(cluster) as client:
-        client.get_task_stream()  # starts the scheduler's record of tasks
-        yield client
+
+@pytest.fixture
+def client(cluster_client):
+    """The client of the cluster, to ask what its workers did; the scheduler records every task from now on."""
+    client = cluster_client[1]
+    client.get_task_stream()  # starts the scheduler's record of tasks
+    return client
 
 
 def trained_on(client, since):
